@@ -1,0 +1,76 @@
+"""``edgeport``: the Typer application and its error handling.
+
+Exit codes: 0 ok, 1 a check failed (parity, thresholds), 2 bad input or usage, 3 a conversion or
+runtime failed, 4 an internal error (a bug in edgeport: please report it with --debug output).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from edgeport import __version__
+from edgeport.cli.common import debug_enabled, err_console
+
+app = typer.Typer(
+    name="edgeport",
+    help="Take a PyTorch model to TorchScript, ONNX, TF SavedModel and TFLite, and prove it still works.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"edgeport {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Take a PyTorch model to TorchScript, ONNX, TF SavedModel and TFLite, and prove it still works."""
+
+
+# ---- command registration (one line per command module; modules import only typer/rich at top) ----
+from edgeport.cli.convert import convert as _convert_cmd, export as _export_cmd  # noqa: E402
+from edgeport.cli.samples import samples as _samples_cmd  # noqa: E402
+
+app.command("convert")(_convert_cmd)
+app.command("export")(_export_cmd)
+app.command("samples")(_samples_cmd)
+# ---- end of registration ----
+
+
+def main() -> None:
+    from edgeport.errors import EXIT_INTERRUPTED, EdgeportError
+
+    if "--debug" in sys.argv[1:]:
+        import os
+
+        os.environ["EDGEPORT_DEBUG"] = "1"
+    try:
+        app()
+    except EdgeportError as exc:
+        if debug_enabled():
+            err_console.print_exception()
+        err_console.print(f"[bold red]error:[/] {exc.one_line()}", markup=True, highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]")
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - a bug: one line unless --debug
+        if debug_enabled():
+            err_console.print_exception()
+        msg = " ".join(str(exc).split())[:300]
+        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {msg} (run with --debug and report it)")
+        sys.exit(4)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""PyTorch -> ONNX with torch.onnx.export.
+
+The dynamo exporter at opset >= 18 is the default; it is the maintained path and records module
+names in node metadata. ``--legacy-exporter`` (TorchScript-based) is used for opset <= 17, for
+ScriptModules, and as a recorded fallback when the dynamo exporter fails: with dynamo, opset 17
+silently stays at 18 or writes an invalid Split, so lower opsets always go through the legacy one.
+Dynamic dimensions (named in the IO spec) become dynamic axes with those names.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import contextlib
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edgeport.convert.base import tool_versions
+from edgeport.errors import ConversionError, UsageError
+from edgeport.manifest import Artifact
+from edgeport.models import load_for_export
+from edgeport.spec import IOSpec
+
+DYNAMO_MIN_OPSET = 18
+
+
+@dataclass(frozen=True)
+class OnnxExportOptions:
+    opset: int = 18
+    legacy: bool = False  # use the TorchScript-based exporter
+    fallback: bool = True  # when the dynamo exporter fails, retry with the legacy one (recorded)
+    filename: str = "model.onnx"
+
+    @staticmethod
+    def from_dict(d: dict) -> "OnnxExportOptions":
+        opset = int(d.get("opset") or 18)
+        if not 9 <= opset <= 23:
+            raise UsageError(f"--opset {opset} is out of range", "use an opset between 9 and 23 (18 is the default)")
+        return OnnxExportOptions(opset=opset, legacy=bool(d.get("legacy", False)), fallback=bool(d.get("fallback", True)),
+                                 filename=str(d.get("filename", "model.onnx")))
+
+
+def _dynamic_spec(io: IOSpec):
+    """{input index: {axis: name}} for dims given as names."""
+    return {i: {a: d for a, d in enumerate(s.shape) if isinstance(d, str)} for i, s in enumerate(io.inputs)}
+
+
+def _export_dynamo(module, example, path: Path, io: IOSpec, opset: int) -> None:
+    import torch
+
+    dyn = _dynamic_spec(io)
+    dynamic_shapes = None
+    if any(dyn.values()):
+        dim_objs = {}
+        shapes = []
+        for i, s in enumerate(io.inputs):
+            axes = {}
+            for a, name in dyn[i].items():
+                if name not in dim_objs:
+                    dim_objs[name] = torch.export.Dim(name, min=1, max=1 << 16)
+                axes[a] = dim_objs[name]
+            shapes.append(axes or None)
+        dynamic_shapes = tuple(shapes)
+    with contextlib.redirect_stdout(_io.StringIO()):
+        prog = torch.onnx.export(
+            module, example, dynamo=True, opset_version=opset, dynamic_shapes=dynamic_shapes,
+            input_names=[s.name for s in io.inputs], output_names=[s.name for s in io.outputs],
+            optimize=True, verify=False, report=False,
+        )
+    if prog is None:
+        raise RuntimeError("the dynamo exporter returned no program")
+    prog.save(str(path), external_data=False)
+
+
+def _export_legacy(module, example, path: Path, io: IOSpec, opset: int) -> None:
+    import torch
+
+    dynamic_axes = {}
+    for s in list(io.inputs) + list(io.outputs):
+        axes = {a: d for a, d in enumerate(s.shape) if isinstance(d, str)}
+        if axes:
+            dynamic_axes[s.name] = axes
+    torch.onnx.export(
+        module, example, str(path), dynamo=False, opset_version=min(opset, 17) if opset > 17 else opset,
+        input_names=[s.name for s in io.inputs], output_names=[s.name for s in io.outputs],
+        dynamic_axes=dynamic_axes or None, do_constant_folding=True,
+    )
+
+
+def _name_dynamic_dims(path: Path, io: IOSpec) -> None:
+    """Give dynamic axes of graph inputs/outputs the names of the IO spec (dynamo writes s0, s1...)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    by_name = {s.name: s for s in list(io.inputs) + list(io.outputs)}
+    rename: dict[str, str] = {}
+    for vi in list(model.graph.input) + list(model.graph.output):
+        spec = by_name.get(vi.name)
+        if spec is None:
+            continue
+        for d, want in zip(vi.type.tensor_type.shape.dim, spec.shape):
+            if isinstance(want, str) and d.dim_param and d.dim_param != want:
+                rename.setdefault(d.dim_param, want)
+    if not rename:
+        return
+    for vi in list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info):
+        for d in vi.type.tensor_type.shape.dim:
+            if d.dim_param in rename:
+                d.dim_param = rename[d.dim_param]
+    onnx.save(model, str(path))
+
+
+def run(*, staging: str, out_dir: str, model: dict, io: dict, dims: dict, reference: str,
+        parent_path: str | None = None, parent_io: dict | None = None, options: dict | None = None) -> dict:
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    opts = OnnxExportOptions.from_dict(options or {})
+    spec = IOSpec.from_json(io)
+    module, example, _, _ = load_for_export({**model, "extra": {**model.get("extra", {}), "reference": reference}})
+    path = Path(staging) / opts.filename
+    notes: list[str] = []
+    use_legacy = opts.legacy or opts.opset < DYNAMO_MIN_OPSET or isinstance(module, torch.jit.ScriptModule)
+    if use_legacy and not opts.legacy:
+        why = f"opset {opts.opset} < {DYNAMO_MIN_OPSET}" if opts.opset < DYNAMO_MIN_OPSET else "the source is a ScriptModule"
+        notes.append(f"legacy exporter used: {why}")
+    exporter = "legacy" if use_legacy else "dynamo"
+    if not use_legacy:
+        try:
+            _export_dynamo(module, example, path, spec, opts.opset)
+        except Exception as exc:  # noqa: BLE001 - recorded, then the legacy exporter tries
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            if not opts.fallback:
+                raise ConversionError(f"the dynamo ONNX exporter failed: {reason}", "try --legacy-exporter") from None
+            notes.append(f"dynamo exporter failed, fell back to the legacy exporter: {reason}")
+            exporter = "legacy"
+            path.unlink(missing_ok=True)
+    if exporter == "legacy":
+        try:
+            _export_legacy(module, example, path, spec, opts.opset)
+        except Exception as exc:  # noqa: BLE001
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            raise ConversionError(f"ONNX export failed: {reason}", "simplify the model's forward or try another --opset") from None
+    _name_dynamic_dims(path, spec)
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:  # noqa: BLE001
+        raise ConversionError(f"the exported ONNX fails onnx.checker: {str(exc).splitlines()[0][:200]}", "try --legacy-exporter or another --opset") from None
+    try:
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001
+        raise ConversionError(f"ONNX Runtime cannot load the exported model: {str(exc).splitlines()[0][:200]}", "try --legacy-exporter or another --opset") from None
+    proto = onnx.load(str(path), load_external_data=False)
+    ops = Counter(n.op_type for n in proto.graph.node)
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    # graph names may differ from the spec when an exporter renamed them; map positionally
+    g_in = [i.name for i in proto.graph.input if i.name not in {x.name for x in proto.graph.initializer}]
+    g_out = [o.name for o in proto.graph.output]
+    art_io = IOSpec(
+        inputs=[s.with_(name=g, ref_name=s.name) for s, g in zip(spec.inputs, g_in)],
+        outputs=[s.with_(name=g, ref_name=s.name) for s, g in zip(spec.outputs, g_out)],
+    )
+    opt = asdict(opts)
+    opt["exporter"] = exporter
+    art = Artifact(
+        name="onnx", format="onnx", path=opts.filename, converter=f"torch.onnx({exporter})", options=opt,
+        tools=tool_versions("torch", "onnx", "onnxscript", "onnxruntime"), parent="pytorch", io=art_io,
+        ops=dict(sorted(ops.items())), notes=notes + [f"opset {opset}, IR version {proto.ir_version}"],
+    )
+    return {"artifacts": [art.to_json()], "notes": notes}

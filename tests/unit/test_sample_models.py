@@ -1,0 +1,180 @@
+"""The sample models: registry, determinism, sane outputs, and that every tensor is live.
+
+The liveness test is the important one: a parity test only proves a converter right if dropping or
+mis-folding any single weight or BatchNorm statistic would change the outputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sample_models
+from sample_models import SAMPLES
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NAMES = sorted(SAMPLES)
+
+
+def _parse_spec(text: str) -> tuple[str, tuple[int | str, ...], str]:
+    """NAME:SHAPE:DTYPE -> (name, dims, dtype); a dimension that is not a number is dynamic."""
+    name, shape, dtype = text.split(":")
+    dims = tuple(int(d) if d.isdigit() else d for d in re.split(r"[xX]", shape))
+    return name, dims, dtype
+
+
+def _as_tuple(out: Any) -> tuple[Any, ...]:
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def _run(model: Any, inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    import torch
+
+    with torch.no_grad():
+        return _as_tuple(model(*inputs))
+
+
+def _max_diff(a: tuple[Any, ...], b: tuple[Any, ...]) -> float:
+    return max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, tuple[Any, tuple[Any, ...]]]:
+    pytest.importorskip("torch")
+    return {name: sample_models.build(name) for name in NAMES}
+
+
+def test_import_does_not_import_torch() -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    code = "import sample_models, sys; assert 'torch' not in sys.modules, 'sample_models imported torch'"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_registry() -> None:
+    assert sample_models.DEFAULT_SAMPLE in SAMPLES
+    assert len(SAMPLES) == 6
+    for key, info in SAMPLES.items():
+        assert info.name == key
+        assert info.module == f"sample_models.{key}"
+        assert info.description and "\n" not in info.description
+        assert info.inputs and info.outputs
+        names = [_parse_spec(s)[0] for s in info.inputs]
+        assert len(set(names)) == len(names)
+        assert len(set(info.outputs)) == len(info.outputs)
+
+
+def test_specs_parse_with_edgeport_grammar() -> None:
+    spec = pytest.importorskip("edgeport.spec")
+    for info in SAMPLES.values():
+        for text in info.inputs:
+            parsed = spec.parse_input_spec(text)
+            assert (parsed.name, parsed.shape, parsed.dtype) == _parse_spec(text)
+
+
+def test_unknown_sample_raises_key_error() -> None:
+    with pytest.raises(KeyError, match="no_such_model"):
+        sample_models.build("no_such_model")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_builds_and_runs(name: str, built: dict[str, Any]) -> None:
+    import torch
+
+    model, inputs = built[name]
+    info = SAMPLES[name]
+    assert not model.training
+    assert len(inputs) == len(info.inputs)
+    for tensor, text in zip(inputs, info.inputs, strict=True):
+        _, dims, dtype = _parse_spec(text)
+        assert str(tensor.dtype) == f"torch.{dtype}", text
+        assert tensor.dim() == len(dims), text
+        for size, dim in zip(tensor.shape, dims, strict=True):
+            if isinstance(dim, int):
+                assert size == dim, text
+    for tensor in inputs:
+        if tensor.is_floating_point():
+            assert 0.5 < float(tensor.std()) < 2.0  # standard normal
+    outputs = _run(model, inputs)
+    assert len(outputs) == len(info.outputs)
+    for out in outputs:
+        assert isinstance(out, torch.Tensor) and out.is_floating_point()
+        assert bool(torch.isfinite(out).all())
+        assert 1e-3 < float(out.std()) < 100.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic_in_seed(name: str, built: dict[str, Any]) -> None:
+    model, inputs = built[name]
+    first = _run(model, inputs)
+    model2, inputs2 = sample_models.build(name, seed=0)
+    assert all(bool((a == b).all()) for a, b in zip(inputs, inputs2, strict=True))
+    assert _max_diff(first, _run(model2, inputs2)) == 0.0
+    model3, inputs3 = sample_models.build(name, seed=1)
+    assert _max_diff(first, _run(model3, inputs3)) > 1e-3
+    # Same inputs, other weights: the seed changes the weights, not only the inputs.
+    assert _max_diff(first, _run(model3, inputs)) > 1e-3
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_tensor_is_live(name: str, built: dict[str, Any]) -> None:
+    """Perturbing any single parameter or floating buffer changes the outputs."""
+    import torch
+
+    model, inputs = built[name]
+    reference = _run(model, inputs)
+    probe = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(1234)
+    tensors = [(n, p) for n, p in probe.named_parameters()]
+    tensors += [(n, b) for n, b in probe.named_buffers() if b.is_floating_point()]
+    assert tensors
+    dead = []
+    with torch.no_grad():
+        for tname, t in tensors:
+            saved = t.detach().clone()
+            sign = torch.randint(0, 2, t.shape, generator=gen).to(t.dtype) * 2 - 1
+            t.add_(0.5 * (saved.abs() + 0.1) * sign)
+            # 1e-4, not just "nonzero": float32 reassociation alone moves O(1) outputs by ~1e-6, which
+            # would let a mathematically dead tensor pass. Live tensors here move outputs by > 1e-2.
+            if _max_diff(reference, _run(probe, inputs)) <= 1e-4:
+                dead.append(tname)
+            t.copy_(saved)
+    assert not dead, f"perturbing these tensors leaves the outputs unchanged: {dead}"
+    assert _max_diff(reference, _run(probe, inputs)) == 0.0  # restored exactly
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_default_init_values(name: str, built: dict[str, Any]) -> None:
+    from torch import nn
+
+    model, _ = built[name]
+    for mname, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            assert float(module.weight.detach().abs().min()) >= 0.3, mname
+            assert not bool((module.running_mean == 0).all()), mname
+            assert not bool((module.running_var == 1).all()), mname
+    for pname, p in model.named_parameters():
+        if "bias" in pname.rsplit(".", 1)[-1]:
+            assert bool((p != 0).any()), f"{pname} is all zero"
+
+
+def test_dynamic_batch_and_sequence(built: dict[str, Any]) -> None:
+    import torch
+
+    model, _ = built["dynamic"]
+    x = torch.randn(3, 7, 16, generator=torch.Generator().manual_seed(7))
+    (out,) = _run(model, (x,))
+    assert out.shape == (3, 8)
+    for row in range(3):
+        (alone,) = _run(model, (x[row : row + 1],))
+        torch.testing.assert_close(alone[0], out[row], atol=1e-5, rtol=0)
+    # The sequence length really matters: dropping a step changes the result.
+    (shorter,) = _run(model, (x[:, :6],))
+    assert float((shorter - out).abs().max()) > 1e-4
