@@ -66,7 +66,7 @@ class Artifact:
                 ops=dict(d.get("ops", {})), notes=list(d.get("notes", [])), seconds=float(d.get("seconds", 0.0)),
                 cache_key=str(d.get("cache_key", "")), checks=dict(d.get("checks", {})),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise ManifestError(f"malformed artifact entry in manifest: {exc}", "re-run edgeport convert") from None
 
 
@@ -195,7 +195,7 @@ class Manifest:
             )
         except ManifestError:
             raise
-        except (TypeError, ValueError, AttributeError) as exc:
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise ManifestError(f"{path} is malformed: {exc}", "re-run edgeport convert to re-create it") from None
         names = [a.name for a in m.artifacts]
         if len(set(names)) != len(names):

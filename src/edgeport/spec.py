@@ -100,19 +100,36 @@ class TensorSpec:
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> "TensorSpec":
-        try:
-            shape = tuple(int(d) if isinstance(d, (int, float)) and not isinstance(d, bool) else str(d) for d in data["shape"])
-            perm = data.get("perm")
-            return TensorSpec(
-                name=str(data["name"]),
-                shape=shape,
-                dtype=normalize_dtype(data.get("dtype", "float32")),
-                layout=data.get("layout"),
-                perm=tuple(int(p) for p in perm) if perm is not None else None,
-                ref_name=data.get("ref_name"),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"malformed tensor spec {data!r}: {exc}", "re-create it with edgeport convert") from None
+        """Strict: anything that is not a well-formed spec raises UsageError (fuzzed in the tests)."""
+        bad = UsageError(f"malformed tensor spec {str(data)[:120]}", "re-create it with edgeport convert")
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not data["name"]:
+            raise bad
+        raw_shape = data.get("shape")
+        if not isinstance(raw_shape, (list, tuple)) or len(raw_shape) > 16:
+            raise bad
+        shape: list[Dim] = []
+        for d in raw_shape:
+            if isinstance(d, bool):
+                raise bad
+            if isinstance(d, int) and 0 < d <= MAX_DIM:
+                shape.append(d)
+            elif isinstance(d, str) and _DIM_NAME_RE.match(d):
+                shape.append(d)
+            else:
+                raise bad
+        perm = data.get("perm")
+        if perm is not None:
+            if (not isinstance(perm, (list, tuple)) or sorted(p for p in perm if isinstance(p, int) and not isinstance(p, bool)) != list(range(len(shape)))):
+                raise bad
+            perm = tuple(int(p) for p in perm)
+        for key in ("layout", "ref_name"):
+            if data.get(key) is not None and not isinstance(data.get(key), str):
+                raise bad
+        dtype = data.get("dtype", "float32")
+        if not isinstance(dtype, str):
+            raise bad
+        return TensorSpec(name=data["name"], shape=tuple(shape), dtype=normalize_dtype(dtype), layout=data.get("layout"),
+                          perm=perm, ref_name=data.get("ref_name"))
 
     def with_(self, **kw: Any) -> "TensorSpec":
         return replace(self, **kw)

@@ -1,0 +1,106 @@
+"""Fuzzing (hypothesis, bounded): the spec parsers, the manifest reader and the reference reader
+either return a valid result or raise an EdgeportError — never another exception type."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from edgeport.errors import EdgeportError
+from edgeport.manifest import MANIFEST_NAME, SCHEMA, Manifest
+from edgeport.refdata import load_reference
+from edgeport.spec import TensorSpec, parse_input_spec, parse_shape
+
+FUZZ = settings(max_examples=int(os.environ.get("EDGEPORT_FUZZ_EXAMPLES", "400")), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+dim_text = st.one_of(st.integers(-5, 10**7).map(str), st.text("NBseqxX0123456789_,:- ", max_size=6))
+shape_text = st.one_of(st.text(max_size=40), st.lists(dim_text, max_size=7).map("x".join))
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True), st.text(max_size=20))
+json_values = st.recursive(json_scalars, lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=10), c, max_size=4)), max_leaves=20)
+
+
+@FUZZ
+@given(shape_text)
+def test_parse_shape(text):
+    try:
+        shape = parse_shape(text)
+    except EdgeportError:
+        return
+    for d in shape:
+        assert (isinstance(d, int) and d > 0) or (isinstance(d, str) and d and "x" not in d.lower())
+
+
+@FUZZ
+@given(st.one_of(st.text(max_size=50), st.tuples(st.text(max_size=8), shape_text, st.text(max_size=8)).map(":".join)))
+def test_parse_input_spec(text):
+    try:
+        spec = parse_input_spec(text)
+    except EdgeportError:
+        return
+    assert isinstance(spec, TensorSpec) and spec.name
+
+
+@FUZZ
+@given(json_values)
+def test_tensor_spec_from_json(data):
+    try:
+        TensorSpec.from_json(data if isinstance(data, dict) else {"name": "x", "shape": data})
+    except EdgeportError:
+        pass
+
+
+def _manifest_like(draw_value):
+    base = {"schema": SCHEMA, "model": {"io": {"inputs": [{"name": "x", "shape": [1, 3]}], "outputs": []}},
+            "artifacts": [{"name": "onnx", "format": "onnx", "path": "model.onnx"}], "reference": {}}
+    return base, draw_value
+
+
+@FUZZ
+@given(st.sampled_from(["model", "artifacts", "reference", "attempts", "tools", "extra"]), json_values, st.booleans())
+def test_manifest_reader(tmp_path_factory, key, value, nest):
+    root = tmp_path_factory.mktemp("m")
+    data, _ = _manifest_like(value)
+    if nest and isinstance(data.get(key), list) and data[key]:
+        data[key][0] = value if isinstance(value, dict) else {"name": value}
+    else:
+        data[key] = value
+    (root / MANIFEST_NAME).write_text(json.dumps(data, allow_nan=True))
+    try:
+        m = Manifest.load(root)
+        m.verify()
+    except EdgeportError:
+        pass
+
+
+@FUZZ
+@given(st.binary(max_size=400))
+def test_manifest_reader_raw_bytes(tmp_path_factory, blob):
+    root = tmp_path_factory.mktemp("r")
+    (root / MANIFEST_NAME).write_bytes(blob)
+    try:
+        Manifest.load(root)
+    except EdgeportError:
+        pass
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=600), st.booleans())
+def test_reference_reader(tmp_path_factory, blob, zip_header):
+    p = tmp_path_factory.mktemp("n") / "reference.npz"
+    p.write_bytes((b"PK\x03\x04" if zip_header else b"") + blob)
+    try:
+        load_reference(p)
+    except EdgeportError:
+        pass
+
+
+def test_regression_infinite_dimension_in_spec():
+    """Found by test_tensor_spec_from_json: an infinite dimension raised OverflowError."""
+    import pytest
+
+    with pytest.raises(EdgeportError):
+        TensorSpec.from_json({"name": "x", "shape": [float("inf")]})
+    with pytest.raises(EdgeportError):
+        TensorSpec.from_json({"name": "x", "shape": [1, 2], "perm": [0, 0]})
