@@ -40,11 +40,33 @@ def _root(
 # ---- command registration (one line per command module; modules import only typer/rich at top) ----
 from edgeport.cli.convert import convert as _convert_cmd, export as _export_cmd  # noqa: E402
 from edgeport.cli.samples import samples as _samples_cmd  # noqa: E402
+from edgeport.cli.backends import backends_app as _backends_app  # noqa: E402
 
 app.command("convert")(_convert_cmd)
 app.command("export")(_export_cmd)
 app.command("samples")(_samples_cmd)
+app.add_typer(_backends_app, name="backends")
 # ---- end of registration ----
+
+
+def _click_error(exc: BaseException) -> bool:
+    """Typer vendors click (typer._click); match its exceptions by their API, not by import path."""
+    return hasattr(exc, "format_message") and hasattr(exc, "exit_code") and any(
+        c.__name__ == "ClickException" for c in type(exc).__mro__)
+
+
+def _render_click_error(exc) -> int:
+    names = {c.__name__ for c in type(exc).__mro__}
+    if "NoArgsIsHelpError" in names:  # help was printed already
+        return 2
+    if "UsageError" in names:
+        ctx = getattr(exc, "ctx", None)
+        cmd = ctx.command_path if ctx is not None else "edgeport"
+        msg = " ".join(exc.format_message().split())
+        err_console.print(f"[bold red]error:[/] {msg} (see {cmd} --help)", highlight=False)
+        return 2
+    err_console.print(f"[bold red]error:[/] {' '.join(exc.format_message().split())}", highlight=False)
+    return int(exc.exit_code)
 
 
 def main() -> None:
@@ -55,7 +77,8 @@ def main() -> None:
 
         os.environ["EDGEPORT_DEBUG"] = "1"
     try:
-        app()
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except EdgeportError as exc:
         if debug_enabled():
             err_console.print_exception()
@@ -64,7 +87,12 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
         sys.exit(EXIT_INTERRUPTED)
-    except Exception as exc:  # noqa: BLE001 - a bug: one line unless --debug
+    except Exception as exc:  # noqa: BLE001 - click usage errors, else a bug: one line unless --debug
+        if _click_error(exc):
+            sys.exit(_render_click_error(exc))
+        if type(exc).__name__ == "Abort":
+            err_console.print("[bold red]interrupted[/]")
+            sys.exit(EXIT_INTERRUPTED)
         if debug_enabled():
             err_console.print_exception()
         msg = " ".join(str(exc).split())[:300]
