@@ -30,6 +30,7 @@ from edgeport.errors import InputError, ModelError, SecurityError, UsageError
 from edgeport.fsutil import sha256_file
 from edgeport.spec import DEFAULT_DYNAMIC_SIZE, TensorSpec, default_layout, parse_input_spec
 
+MAX_SAMPLE_ELEMENTS = 1 << 27  # 512 MiB of float32 per input
 KINDS = ("python_file", "module", "sample", "torchscript", "exported_program", "onnx")
 _ATTR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -346,6 +347,10 @@ def make_feed(specs: list[TensorSpec], dims: dict[str, int], seed: int, int_rang
     feed = {}
     for s in specs:
         shape = s.concrete(dims)
+        n = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if n > MAX_SAMPLE_ELEMENTS:
+            raise UsageError(f"input {s.name!r} of shape {list(shape)} has {n} elements, too many for sample data",
+                             f"use a smaller shape (at most {MAX_SAMPLE_ELEMENTS} elements per input)")
         if s.dtype.startswith("float") or s.dtype == "bfloat16":
             feed[s.name] = rng.standard_normal(shape).astype(np.float32 if s.dtype == "bfloat16" else s.dtype)
         elif s.dtype == "bool":

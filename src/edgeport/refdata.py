@@ -34,6 +34,10 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p} does not exist", "check the path")
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    if magic[:2] != b"PK":  # a zip (an empty archive starts PK\x05\x06)
+        raise InputError(f"{p} is not a readable .npz (not a zip archive)", "save it with numpy.savez")
     try:
         with np.load(p, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 from edgeport import __version__
 from edgeport.convert import CONVERTERS, TARGETS
 from edgeport.convert.base import StepJob
-from edgeport.errors import ConversionError, OutputError, UsageError
+from edgeport.errors import ConversionError, EdgeportError, OutputError, UsageError
 from edgeport.fsutil import atomic_write_json, install_path, path_size, sha256_path, staging_dir
 from edgeport.manifest import MANIFEST_NAME, REFERENCE_NAME, Artifact, Attempt, Manifest
 from edgeport.models import ModelRef
@@ -275,10 +275,21 @@ class Pipeline:
         if not torch_source and "torchscript" in self.opts.targets:
             raise UsageError("cannot make TorchScript from an ONNX file", "drop torchscript from --to")
         order = _converter_order(self.opts.targets, self.opts.converter, torch_source, _onnx_tf_installed())
-        self._prepare_out()
-        with self._lock():
-            (self.out / MANIFEST_NAME).unlink(missing_ok=True)
-            return self._run(order)
+        created = not self.out.exists()
+        try:
+            self._prepare_out()
+            with self._lock():
+                (self.out / MANIFEST_NAME).unlink(missing_ok=True)
+                return self._run(order)
+        except EdgeportError as exc:
+            # Bad input: leave nothing behind in a folder this run created.
+            if created and exc.exit_code == 2 and self.out.is_dir():
+                shutil.rmtree(self.out, ignore_errors=True)
+            raise
+        except BaseException:
+            if created and self.out.is_dir() and not (self.out / MANIFEST_NAME).exists() and not _has_artifacts(self.out):
+                shutil.rmtree(self.out, ignore_errors=True)
+            raise
 
     def _run(self, order: dict[str, list[str]]) -> ConvertResult:
         with staging_dir(self.out) as staging:
@@ -415,6 +426,10 @@ class Pipeline:
                        converter="copy", parent=None, io=io, tools=tool_versions("onnx"),
                        notes=[f"copied from {self.ref.path}"])
         return [art], Attempt(target="onnx", converter="copy", status="kept", artifact="onnx")
+
+
+def _has_artifacts(out: Path) -> bool:
+    return any(p.name not in (STATE_DIR,) and not p.name.startswith(".staging-") for p in out.iterdir())
 
 
 def _onnx_tf_installed() -> bool:

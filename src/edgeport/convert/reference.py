@@ -9,6 +9,7 @@ output dimensions follow which input dimension.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,39 @@ def _probe_dynamic(module, specs, dims, declared, shapes, seed, int_ranges):
     return named
 
 
+def ort_message(exc: BaseException, limit: int = 240) -> str:
+    """ONNX Runtime's error without its boilerplate (error codes, file paths, C++ source locations)."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r"\[ONNXRuntimeError\] : \d+ : [A-Z_]+ : ", "", text)
+    text = re.sub(r"Load model from \S+ failed:", "", text)
+    text = re.sub(r"/onnxruntime_src/\S+:\d+ ", "", text)
+    text = re.sub(r"\S+\(\S*\) \[with [^\]]*\]", "", text)
+    text = re.sub(r"(onnxruntime::)?\S+::\S+\([^)]*\)( const)? ", "", text)
+    text = re.sub(r"^(void|int|bool) ", "", text.strip())
+    return text[:limit] or type(exc).__name__
+
+
+def _check_external_data(proto, path: Path) -> None:
+    """External tensor data must stay inside the model's folder; edgeport does not follow it elsewhere."""
+    from onnx.external_data_helper import uses_external_data
+
+    from edgeport.errors import SecurityError
+
+    root = path.resolve().parent
+    for init in proto.graph.initializer:
+        if not uses_external_data(init):
+            continue
+        location = next((e.value for e in init.external_data if e.key == "location"), "")
+        target = (root / location).resolve()
+        if location.startswith("/") or (target != root and root not in target.parents):
+            raise SecurityError(f"ONNX initializer {init.name!r} points at external data outside the model folder ({location!r})",
+                                "keep external data files next to the model, or save it without external data")
+        if not target.is_file():
+            raise ModelError(f"ONNX external data file {location!r} for {init.name!r} is missing", "copy it next to the model")
+        raise UsageError(f"{path.name} stores its weights as external data, which edgeport does not convert yet",
+                         "save it as one file: onnx.save(onnx.load(path), out, save_as_external_data=False)")
+
+
 def _run_onnx(ref: ModelRef, staging: str, samples: int, options: dict) -> dict:
     """Reference for an .onnx source: ONNX Runtime on the file itself (a copy is never needed: read-only)."""
     import onnx
@@ -164,6 +198,7 @@ def _run_onnx(ref: ModelRef, staging: str, samples: int, options: dict) -> dict:
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"{ref.path} is not a readable ONNX model: {type(exc).__name__}: {str(exc)[:120]}",
                          "re-export it with torch.onnx.export") from None
+    _check_external_data(proto, Path(ref.path))
     init_names = {i.name for i in proto.graph.initializer}
     user = {s["name"]: TensorSpec.from_json(s) for s in (ref.inputs or [])}
     specs: list[TensorSpec] = []
@@ -177,6 +212,8 @@ def _run_onnx(ref: ModelRef, staging: str, samples: int, options: dict) -> dict:
         shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or f"d{j}")
                       for j, d in enumerate(tt.shape.dim))
         shape = tuple(s if isinstance(s, int) else "".join(c for c in s if c.isalnum() or c == "_").replace("x", "_") or "dyn" for s in shape)
+        if any(d.HasField("dim_value") and d.dim_value == 0 for d in tt.shape.dim) and vi.name not in user:
+            raise UsageError(f"ONNX input {vi.name!r} has a zero-size dimension", f"give a real size with --input {vi.name}:SHAPE")
         if vi.name in user:
             shape, dtype = user[vi.name].shape, user[vi.name].dtype
         specs.append(TensorSpec(name=vi.name, shape=shape, dtype=dtype, layout=default_layout(len(shape)) if dtype.startswith("float") else None, ref_name=vi.name))
@@ -189,14 +226,15 @@ def _run_onnx(ref: ModelRef, staging: str, samples: int, options: dict) -> dict:
     try:
         sess = ort.InferenceSession(ref.path, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"ONNX Runtime cannot load {ref.path}: {str(exc).splitlines()[0][:160]}", "check the model with onnx.checker") from None
+        raise ModelError(f"ONNX Runtime cannot load {Path(ref.path).name}: {ort_message(exc)}",
+                         "check the model with onnx.checker, or re-export it") from None
     feeds, outputs = [], []
     for k in range(samples):
         feed = make_feed(specs, dims, seed=ref.seed + 1000 + k)
         try:
             res = sess.run(None, feed)
         except Exception as exc:  # noqa: BLE001
-            raise ModelError(f"ONNX Runtime failed to run {Path(ref.path).name}: {str(exc).splitlines()[0][:160]}",
+            raise ModelError(f"ONNX Runtime failed to run {Path(ref.path).name}: {ort_message(exc)}",
                              "check --input shapes and dtypes") from None
         out = [(o.name, np.asarray(v)) for o, v in zip(sess.get_outputs(), res)]
         _check_finite(out, k)
