@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -331,24 +332,38 @@ def _install_lock(root: Path):
 
 
 def _run_streamed(cmd: list[str], echo: Echo, *, timeout: float, env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run ``cmd``, echoing its output line by line; return (exit code, last lines)."""
+    """Run ``cmd``, echoing its output line by line; return (exit code, last lines).
+
+    A timer kills the process group at ``timeout`` even when the command prints nothing; Ctrl-C (or any
+    exception) kills it too before re-raising, so no pip keeps writing into a folder being removed.
+    """
+    import threading
+
     tail: deque[str] = deque(maxlen=40)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             text=True, bufsize=1, env=env, start_new_session=True)
-    deadline = time.monotonic() + timeout
+
+    def kill() -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(timeout, kill)
+    timer.daemon = True
+    timer.start()
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
             tail.append(line.rstrip("\n"))
             echo(line)
-            if time.monotonic() > deadline:
-                raise TimeoutError
         rc = proc.wait()
     except BaseException:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, 9)
+        kill()
         proc.wait()
         raise
+    finally:
+        timer.cancel()
+    if rc == -signal.SIGKILL and not timer.is_alive():
+        tail.append(f"timed out after {timeout:.0f} s")
     return rc, "\n".join(tail)
 
 
