@@ -142,7 +142,7 @@ def run_in_worker(
         if script is None:
             # The child sees what we see (edgeport, sample_models, the user's packages), also from a source tree.
             src = str(Path(__file__).resolve().parent.parent)
-            paths = [src] + [p for p in sys.path if p and os.path.isdir(p)]
+            paths = [src] + [os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)]
             child_env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
         start = time.perf_counter()
         with open(log, "ab") as logf:

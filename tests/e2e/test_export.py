@@ -120,3 +120,10 @@ def test_legacy_exporter_and_opset(cli, tmp_path):
     assert a.options["exporter"] == "legacy"
     proto = onnx.load(str(tmp_path / "o" / a.path))
     assert next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) == 13
+
+
+def test_relative_output_folder(cli, tmp_path):
+    """Workers run in their own folder: a relative -o must still land where the user meant."""
+    r = cli("convert", "sample:gru", "--to", "onnx", "-o", "rel-out", cwd=tmp_path)
+    assert r.code == 0, r.output
+    assert Manifest.load(tmp_path / "rel-out").verify() == []

@@ -40,11 +40,19 @@ def _root(
 # ---- command registration (one line per command module; modules import only typer/rich at top) ----
 from edgeport.cli.convert import convert as _convert_cmd, export as _export_cmd  # noqa: E402
 from edgeport.cli.samples import samples as _samples_cmd  # noqa: E402
+from edgeport.cli.bench import bench as _bench_cmd  # noqa: E402
+from edgeport.cli.bundle import bundle as _bundle_cmd  # noqa: E402
+from edgeport.cli.validate import validate as _validate_cmd  # noqa: E402
+from edgeport.cli.quantize import quantize as _quantize_cmd  # noqa: E402
 from edgeport.cli.backends import backends_app as _backends_app  # noqa: E402
 
 app.command("convert")(_convert_cmd)
 app.command("export")(_export_cmd)
 app.command("samples")(_samples_cmd)
+app.command("bench")(_bench_cmd)
+app.command("bundle")(_bundle_cmd)
+app.command("validate")(_validate_cmd)
+app.command("quantize")(_quantize_cmd)
 app.add_typer(_backends_app, name="backends")
 # ---- end of registration ----
 

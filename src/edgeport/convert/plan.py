@@ -112,7 +112,7 @@ def _converter_order(targets: tuple[str, ...], converter: str, torch_source: boo
 class Pipeline:
     def __init__(self, ref: ModelRef, out: Path, options: ConvertOptions, on_event: Callable[[Event], None] | None = None):
         self.ref = ref
-        self.out = Path(out)
+        self.out = Path(out).expanduser().absolute()  # workers run in their own folder
         self.opts = options
         self.on_event = on_event or (lambda e: None)
         self.cache: dict[str, Any] = {}

@@ -1,0 +1,160 @@
+"""``edgeport bench``: latency, memory and size of every artifact on every runtime, here or on a device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+TARGET_HELP = "An edgeport convert output folder, a bundle (.tar.gz from edgeport bundle), or a .onnx/.tflite/.pt file."
+
+
+def bench(
+    target: Path = typer.Argument(..., help=TARGET_HELP, show_default=False),
+    artifact: Optional[list[str]] = typer.Option(None, "--artifact", "-a", help="Only these artifacts (repeat or comma list)."),
+    runtime: Optional[list[str]] = typer.Option(None, "--runtime", "-r", help="Only these runtimes: torch_eager, torchscript, onnxruntime, tensorflow, tflite."),
+    threads: str = typer.Option("1", "--threads", "-t", help="Thread counts to sweep, e.g. 1,2,4 (1 is the reproducible default)."),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed runs before timing."),
+    runs: int = typer.Option(100, "--runs", "-n", help="Timed runs per row."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="Time each row for this many seconds instead of --runs."),
+    inputs: Optional[list[str]] = typer.Option(None, "--input", "-i", help="For a bare model file: NAME:SHAPE\\[:DTYPE] (needed for .pt; fixes dynamic dims)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON (schema edgeport.bench/1)."),
+    markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Write the results as a Markdown table."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG of the latency distribution per runtime (needs matplotlib)."),
+    html_out: Optional[Path] = typer.Option(None, "--html", help="Add the results to this HTML report (created if missing). OUT/report.html is updated when it exists."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A JSON from an earlier edgeport bench --json to compare with."),
+    max_regression: str = typer.Option("10%", "--max-regression", help="With --baseline: exit 1 when a row got slower than this."),
+    gate_metric: str = typer.Option("p50", "--gate-metric", help="Latency statistic the gate compares: p50, p90, p99, mean, min."),
+    min_delta_ms: float = typer.Option(0.0, "--min-delta-ms", help="With --baseline: ignore slow-downs smaller than this many ms."),
+    timeout: float = typer.Option(600.0, "--timeout", help="Seconds per worker before it is killed."),
+    remote: Optional[str] = typer.Option(None, "--remote", help="Run on another machine: ssh://user@host\\[:port] (needs edgeport\\[device] there)."),
+    remote_edgeport: str = typer.Option("edgeport", "--remote-edgeport", help="The edgeport command on the remote machine."),
+    ssh_option: Optional[list[str]] = typer.Option(None, "--ssh-option", help="Extra ssh -o KEY=VALUE (repeat)."),
+    ssh_identity: Optional[Path] = typer.Option(None, "--ssh-identity", help="Private key for --remote."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, only the summary line."),
+) -> None:
+    """Measure load time, first inference, latency percentiles, throughput, peak memory and size of each artifact."""
+    from edgeport.bench.runner import BenchOptions, bench_target, load_report
+    from edgeport.cli.common import console, err_console, split_list
+    from edgeport.errors import UsageError
+
+    thread_list = _threads(threads)
+    arts = split_list(artifact) or None
+    rts = split_list(runtime) or None
+    gate_args = None
+    if baseline is not None:
+        from edgeport.bench.gate import METRICS, parse_regression
+
+        if gate_metric not in METRICS:
+            raise UsageError(f"--gate-metric {gate_metric!r} is unknown", f"use one of: {', '.join(METRICS)}")
+        limit = parse_regression(max_regression)
+        gate_args = (load_report(baseline), limit, str(baseline))
+    opts = BenchOptions(artifacts=arts, runtimes=rts, threads=thread_list, warmup=warmup, runs=runs, seconds=seconds,
+                        timeout=timeout, inputs=list(inputs) if inputs else None,
+                        progress=None if quiet else (lambda s: err_console.print(f"[dim]… {s}[/]", highlight=False)))
+    opts.check()
+    if remote:
+        report = _bench_remote(target, remote, remote_edgeport, ssh_option, ssh_identity, opts, quiet)
+    else:
+        report = bench_target(target, opts)
+
+    if gate_args is not None:
+        from edgeport.bench.gate import compare_to_baseline
+
+        base, limit, label = gate_args
+        gate = compare_to_baseline(report, base, limit, gate_metric, min_delta_ms, label)
+        report.gate = gate.to_json()
+    _write_outputs(report, target, json_out, markdown_out, plot, html_out, console, err_console)
+    if not quiet:
+        from edgeport.bench.report import print_table
+
+        print_table(report, console)
+    if report.gate is not None:
+        ok = report.gate.get("passed")
+        console.print(("[green]" if ok else "[red]") + report.gate["summary"] + "[/]", highlight=False)
+        for n in report.gate.get("notes", []):
+            console.print(f"[yellow]note:[/] {n}", highlight=False)
+    for r in report.failed:
+        err_console.print(f"[red]{r.status}:[/] {r.key}: {r.reason}", highlight=False)
+    console.print(report.summary(), highlight=False, markup=False)
+    raise typer.Exit(report.exit_code)
+
+
+def _threads(text: str) -> list[int]:
+    from edgeport.cli.common import split_list
+    from edgeport.errors import UsageError
+
+    out: list[int] = []
+    for part in split_list(text):
+        try:
+            out.append(int(part))
+        except ValueError:
+            raise UsageError(f"--threads {text!r} is not a list of numbers", "write e.g. --threads 1,2,4") from None
+    return list(dict.fromkeys(out))
+
+
+def _write_outputs(report, target: Path, json_out, markdown_out, plot, html_out, console, err_console) -> None:
+    from edgeport.bench import report as rep
+
+    if json_out:
+        rep.write_json(report, json_out)
+    if markdown_out:
+        rep.write_markdown(report, markdown_out)
+    png = None
+    html_target = html_out
+    if html_target is None and target.is_dir():
+        existing = [target / n for n in ("report.html", "validate.html") if (target / n).is_file()]
+        html_target = existing[0] if existing else None
+    if plot or html_target:
+        png = rep.plot_png(report)
+    if plot:
+        if png is None:
+            skipped = rep.write_plot(report, plot)
+            err_console.print(f"[yellow]note:[/] {skipped}", highlight=False)
+        else:
+            from edgeport.fsutil import atomic_write_bytes
+
+            atomic_write_bytes(plot, png)
+    if html_target:
+        how = rep.write_html(report, html_target, png)
+        console.print(f"[dim]benchmark section {how} in {html_target}[/]", highlight=False)
+
+
+def _bench_remote(target: Path, url: str, remote_edgeport: str, ssh_option, ssh_identity, opts, quiet: bool):
+    """Bundle TARGET if it is a folder, run edgeport bench on the remote machine, return its report."""
+    import tempfile
+
+    from edgeport.bench.runner import BenchReport
+    from edgeport.bundle import is_bundle, pack
+    from edgeport.cli.common import err_console
+    from edgeport.errors import InputError, UsageError
+    from edgeport.remote import parse_ssh_url, run_remote
+
+    r = parse_ssh_url(url, identity=str(ssh_identity) if ssh_identity else None, options=list(ssh_option or []),
+                      edgeport=remote_edgeport)
+    if opts.inputs:
+        raise UsageError("--input cannot be used with --remote", "bench a convert output folder or a bundle remotely")
+    args = ["--threads", ",".join(str(t) for t in opts.threads), "--warmup", str(opts.warmup), "--timeout", str(opts.timeout), "--quiet"]
+    args += ["--seconds", str(opts.seconds)] if opts.seconds else ["--runs", str(opts.runs)]
+    for a in opts.artifacts or []:
+        args += ["--artifact", a]
+    for rt in opts.runtimes or []:
+        args += ["--runtime", rt]
+    if not target.exists():
+        raise InputError(f"{target} does not exist", "pass an edgeport convert output folder or a bundle")
+    with tempfile.TemporaryDirectory(prefix="edgeport-remote-") as tmp:
+        if is_bundle(target):
+            bundle = target
+        elif target.is_dir():
+            bundle = Path(tmp) / "model.bundle.tar.gz"
+            pack(target, bundle, opts.artifacts)
+        else:
+            raise UsageError(f"--remote needs a convert output folder or a bundle, not {target.name}",
+                             "run edgeport bundle OUT -o model.bundle.tar.gz first")
+        if not quiet:
+            err_console.print(f"[dim]… running edgeport bench on {r.label()}[/]", highlight=False)
+        result = run_remote(r, "bench", bundle, args, timeout=max(600.0, opts.timeout * 20))
+    report = BenchReport.from_json(result.data, f"the JSON from {r.label()}")
+    report.remote = result.remote
+    return report

@@ -1,0 +1,59 @@
+"""``edgeport bundle``: pack a convert output folder for a device, or check/extract a bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def bundle(
+    source: Path = typer.Argument(..., help="An edgeport convert output folder (to pack) or a bundle file (to check or extract).",
+                                  show_default=False),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Packing: the bundle file to write (default OUT.bundle.tar.gz). "
+                                          "From a bundle: a new folder to extract into."),
+    artifact: Optional[list[str]] = typer.Option(None, "--artifact", "-a", help="Bundle only these artifacts (default: every .tflite and .onnx)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write what was bundled as JSON."),
+) -> None:
+    """Pack the deployable artifacts (.tflite variants, .onnx), manifest and reference data into one .tar.gz.
+
+    On a device with only `pip install edgeport\\[device]`, `edgeport validate FILE` and `edgeport bench FILE` work on it.
+
+    Given a bundle, this checks it (safe extraction, sha256 of every file) and with -o extracts it.
+    """
+    from edgeport.bundle import extract_to, is_bundle, opened_bundle, pack
+    from edgeport.cli.common import console, human_size, split_list
+    from edgeport.errors import InputError
+    from edgeport.fsutil import atomic_write_json, sha256_file
+
+    if not source.exists():
+        raise InputError(f"{source} does not exist", "pass an edgeport convert output folder or a bundle file")
+    if is_bundle(source):
+        if output is not None:
+            root, m = extract_to(source, output)
+            console.print(f"extracted {source} to {root}: {', '.join(a.name for a in m.artifacts)} (every sha256 matches)")
+        else:
+            with opened_bundle(source) as (_root, m):
+                console.print(f"bundle OK: {source} holds {', '.join(f'{a.name} ({human_size(a.size_bytes)})' for a in m.artifacts)}"
+                              f"; reference: {m.reference.get('path') or 'none'} (every sha256 matches)")
+        if json_out:
+            atomic_write_json(json_out, {"bundle": str(source), "artifacts": [a.to_json() for a in m.artifacts]})
+        raise typer.Exit(0)
+
+    root = source.parent if source.name == "manifest.json" else source
+    dest = output or root.resolve().parent / f"{root.resolve().name}.bundle.tar.gz"
+    result = pack(root, dest, split_list(artifact) or None)
+    from rich.table import Table
+
+    table = Table(title=f"{dest}", title_justify="left")
+    table.add_column("file")
+    table.add_column("size", justify="right")
+    for name, size in result.files:
+        table.add_row(name, human_size(size))
+    console.print(table)
+    digest = sha256_file(dest)
+    console.print(f"bundle: {dest} ({human_size(result.size_bytes)}, sha256 {digest[:16]}…) with {', '.join(result.artifacts)}")
+    if json_out:
+        atomic_write_json(json_out, {**result.to_json(), "sha256": digest})
+    raise typer.Exit(0)

@@ -1,0 +1,258 @@
+"""Validation settings: tolerance defaults per artifact kind, per-output overrides, and the config file.
+
+Tolerances are resolved per (artifact, output) from layers, later ones winning:
+
+1. the default for the artifact's kind (:data:`KIND_DEFAULTS`, chosen from its ``variant``);
+2. the config file: global keys, then ``[...validate.variants.KIND]``, then ``[...validate.outputs.NAME]``;
+3. the command line: ``--atol 1e-4`` (global) then ``--atol logits:1e-3`` (one output).
+
+The config file is ``edgeport.toml`` (table ``[validate]``) or ``pyproject.toml`` (table
+``[tool.edgeport.validate]``), found in the working directory or its parents, or named with ``--config``::
+
+    [tool.edgeport.validate]
+    atol = 1e-4                    # or a list like the CLI: ["1e-4", "logits:1e-3"]
+    rtol = 1e-3
+    statistic = "elementwise"      # max, mean, median, p99
+    samples = 4
+    seed = 0
+    reference = "torch_eager"
+    timeout = 300
+    threads = 1
+    jobs = 2
+    [tool.edgeport.validate.outputs.logits]
+    atol = 1e-3
+    [tool.edgeport.validate.variants.int8]
+    min_cosine = 0.995
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from edgeport.errors import InputError, UsageError
+from edgeport.validate.metrics import Tolerance, normalize_statistic
+
+# Defaults per kind of artifact. fp32 conversions agree to ~1e-6; these leave ~100x headroom.
+KIND_DEFAULTS: dict[str, Tolerance] = {
+    "fp32": Tolerance(atol=1e-4, rtol=1e-3, statistic="elementwise"),
+    "fp16": Tolerance(atol=1e-2, rtol=1e-2, statistic="elementwise", min_cosine=0.999),
+    "quantized": Tolerance(atol=0.1, rtol=0.1, statistic="mean", min_cosine=0.98),
+}
+TOLERANCE_KEYS = ("atol", "rtol", "statistic", "min_cosine", "min_snr_db", "min_top1")
+RUN_KEYS = ("samples", "seed", "reference", "timeout", "threads", "jobs", "artifacts", "runtimes", "localize")
+SECTION_KEYS = ("outputs", "variants")
+
+
+def kind_of(variant: str) -> str:
+    """fp32, fp16 or quantized, from an artifact's ``variant`` (fp32, fp16, dynamic-int8, int8, int16x8, ...)."""
+    v = (variant or "fp32").lower()
+    if any(k in v for k in ("int", "quant", "uint8", "qat")):
+        return "quantized"
+    if any(k in v for k in ("fp16", "float16", "half", "bf16", "bfloat16")):
+        return "fp16"
+    return "fp32"
+
+
+def _float(value: Any, what: str) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{what}: {value!r} is not a number", "write a number such as 1e-4") from None
+    if f < 0 or f != f:
+        raise UsageError(f"{what}: {value!r} must be a non-negative number", "write a number such as 1e-4")
+    return f
+
+
+def parse_overrides(values: Iterable[str] | str | float | None, what: str) -> tuple[float | None, dict[str, float]]:
+    """``["1e-4", "logits:1e-3"]`` -> (1e-4, {"logits": 1e-3}). Commas separate items too."""
+    if values is None:
+        return None, {}
+    if isinstance(values, (int, float)):
+        return _float(values, f"--{what}"), {}
+    if isinstance(values, str):
+        values = [values]
+    glob: float | None = None
+    per: dict[str, float] = {}
+    for raw in values:
+        for item in str(raw).split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if ":" in item:
+                name, val = item.rsplit(":", 1)
+                if not name.strip():
+                    raise UsageError(f"--{what} {item!r} names no output", f"write --{what} NAME:VALUE, e.g. --{what} logits:1e-3")
+                per[name.strip()] = _float(val, f"--{what} {item}")
+            else:
+                glob = _float(item, f"--{what} {item}")
+    return glob, per
+
+
+def _tol_fields(table: dict[str, Any], where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        if k not in TOLERANCE_KEYS:
+            raise UsageError(f"unknown key {k!r} in {where}", f"use any of: {', '.join(TOLERANCE_KEYS)}")
+        out[k] = normalize_statistic(v) if k == "statistic" else _float(v, f"{where}.{k}")
+    return out
+
+
+@dataclass
+class ToleranceConfig:
+    """Resolves the tolerance of one output of one artifact (see the module doc for the layers)."""
+
+    config_global: dict[str, Any] = field(default_factory=dict)
+    config_variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    config_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cli_global: dict[str, Any] = field(default_factory=dict)
+    cli_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def resolve(self, variant: str, output: str) -> Tolerance:
+        kind = kind_of(variant)
+        tol = KIND_DEFAULTS[kind]
+        for layer in (self.config_global, self.config_variants.get(kind, {}), self.config_variants.get(variant, {}),
+                      self.config_outputs.get(output, {}), self.cli_global, self.cli_outputs.get(output, {})):
+            if layer:
+                tol = tol.with_(**layer)
+        return tol
+
+    def for_artifact(self, variant: str):
+        """A ``name -> Tolerance`` function for one artifact."""
+        return lambda name: self.resolve(variant, name)
+
+    def add_cli(self, atol: Iterable[str] | None = None, rtol: Iterable[str] | None = None, statistic: str | None = None) -> None:
+        for key, values in (("atol", atol), ("rtol", rtol)):
+            glob, per = parse_overrides(values, key)
+            if glob is not None:
+                self.cli_global[key] = glob
+            for name, v in per.items():
+                self.cli_outputs.setdefault(name, {})[key] = v
+        if statistic:
+            self.cli_global["statistic"] = normalize_statistic(statistic)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "defaults": {k: t.to_json() for k, t in KIND_DEFAULTS.items()},
+            "config": {"global": self.config_global, "variants": self.config_variants, "outputs": self.config_outputs},
+            "cli": {"global": self.cli_global, "outputs": self.cli_outputs},
+        }
+
+
+@dataclass
+class ValidateConfig:
+    """Run settings and tolerances, from the config file (CLI options are layered on by the caller)."""
+
+    tolerances: ToleranceConfig = field(default_factory=ToleranceConfig)
+    run: dict[str, Any] = field(default_factory=dict)  # samples, seed, reference, timeout, threads, ...
+    source: str | None = None  # the file it came from
+
+
+def find_config(start: str | os.PathLike | None = None) -> Path | None:
+    """The nearest edgeport.toml, or pyproject.toml with a [tool.edgeport.validate] table, upwards from ``start``."""
+    here = Path(start or os.getcwd()).resolve()
+    for d in (here, *here.parents):
+        e = d / "edgeport.toml"
+        if e.is_file():
+            return e
+        p = d / "pyproject.toml"
+        if p.is_file():
+            try:
+                data = tomllib.loads(p.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(data.get("tool", {}).get("edgeport", {}).get("validate"), dict):
+                return p
+    return None
+
+
+def load_config(path: str | os.PathLike | None = None, *, search: bool = True) -> ValidateConfig:
+    """Read validation settings from ``path`` (or the nearest config file when ``search``)."""
+    p = Path(path) if path else (find_config() if search else None)
+    if p is None:
+        return ValidateConfig()
+    if not p.is_file():
+        raise InputError(f"config file {p} does not exist", "check the --config path")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{p} is not valid TOML: {exc}", "fix the file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {p}: {exc}", "check the file") from None
+    if p.name == "pyproject.toml":
+        table = data.get("tool", {}).get("edgeport", {}).get("validate", {})
+        where = "[tool.edgeport.validate]"
+    else:
+        table = data.get("validate", {})
+        where = "[validate]"
+    if not isinstance(table, dict):
+        raise UsageError(f"{where} in {p} is not a table", "write it as a TOML table")
+    return config_from_table(table, where, source=str(p))
+
+
+def config_from_table(table: dict[str, Any], where: str = "[validate]", source: str | None = None) -> ValidateConfig:
+    cfg = ValidateConfig(source=source)
+    tc = cfg.tolerances
+    for key, value in table.items():
+        if key in ("atol", "rtol"):
+            glob, per = parse_overrides(value if isinstance(value, (list, str)) else [str(value)], key)
+            if glob is not None:
+                tc.config_global[key] = glob
+            for name, v in per.items():
+                tc.config_outputs.setdefault(name, {})[key] = v
+        elif key in TOLERANCE_KEYS:
+            tc.config_global.update(_tol_fields({key: value}, where))
+        elif key == "outputs":
+            for name, sub in _subtables(value, f"{where}.outputs"):
+                tc.config_outputs.setdefault(name, {}).update(_tol_fields(sub, f"{where}.outputs.{name}"))
+        elif key == "variants":
+            for name, sub in _subtables(value, f"{where}.variants"):
+                tc.config_variants[name] = _tol_fields(sub, f"{where}.variants.{name}")
+        elif key in RUN_KEYS:
+            cfg.run[key] = _run_value(key, value, where)
+        else:
+            raise UsageError(f"unknown key {key!r} in {where}" + (f" of {source}" if source else ""),
+                             f"use any of: {', '.join(TOLERANCE_KEYS + RUN_KEYS + SECTION_KEYS)}")
+    return cfg
+
+
+def _run_value(key: str, value: Any, where: str) -> Any:
+    """Check the type of one run setting (a typo in CI config must fail loudly, not at run time)."""
+    bad = UsageError(f"{where}.{key} = {value!r} is not valid", _RUN_HINTS[key])
+    if key in ("samples", "threads", "jobs"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise bad
+    elif key == "seed":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+    elif key == "timeout":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise bad
+        value = float(value)
+    elif key == "reference":
+        if not isinstance(value, str) or not value.strip():
+            raise bad
+    elif key in ("artifacts", "runtimes"):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad
+    elif key == "localize" and not isinstance(value, bool):
+        raise bad
+    return value
+
+
+_RUN_HINTS = {
+    "samples": "write a positive integer", "threads": "write a positive integer", "jobs": "write a positive integer",
+    "seed": "write an integer", "timeout": "write seconds as a positive number", "reference": "write a runtime or artifact name",
+    "artifacts": "write a list of artifact names", "runtimes": "write a list of runtime names", "localize": "write true or false",
+}
+
+
+def _subtables(value: Any, where: str):
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise UsageError(f"{where} must hold tables like {where}.NAME", "see the example in the README")
+    return value.items()

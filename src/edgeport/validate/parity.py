@@ -1,0 +1,721 @@
+"""The parity matrix: every artifact on every runtime that loads it, against one reference.
+
+    report = validate_dir("out/", ValidateOptions(samples=4))
+    if not report: ...            # truthy when everything passed
+    report.exit_code              # 0 pass, 1 a parity failure, 3 an artifact failed to load, run or crashed
+
+Each (artifact, runtime) pair runs in its own worker process (:mod:`edgeport.worker`): a segfault, an
+abort or a hang becomes a ``crash``/``timeout`` row with the signal or the time, and the other rows
+still run. This module imports numpy only; torch, ONNX Runtime and TensorFlow load in the workers.
+
+The reference is PyTorch eager on the model reference (``--reference`` picks another runtime or an
+artifact). Its own row checks it against the outputs stored in reference.npz at convert time (so a
+model whose code changed since is caught). When the reference cannot run here (no torch on a device)
+and no inputs were asked for, the stored samples of reference.npz and their outputs are used instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgeport import __version__
+from edgeport.errors import EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK, EdgeportError, InputError, UsageError
+from edgeport.manifest import Artifact, Manifest
+from edgeport.refdata import Sample, load_reference
+from edgeport.runtimes import RUNTIMES, runtimes_for
+from edgeport.spec import IOSpec
+from edgeport.validate.config import ToleranceConfig, kind_of
+from edgeport.validate.data import Feeds, image_feeds, int_ranges_from, npz_feeds, random_feeds, save_samples, load_samples
+from edgeport.validate.metrics import OutputComparison, compare_samples, json_number
+
+SCHEMA = "edgeport.validate/1"
+PASS, FAIL, ERROR, CRASH, TIMEOUT, SKIPPED = "pass", "fail", "error", "crash", "timeout", "skipped"
+FAILED_TO_RUN = (ERROR, CRASH, TIMEOUT)
+DEFAULT_SAMPLES = 4
+DEFAULT_TIMEOUT = 300.0
+STORED_REFERENCE = ("stored", "reference.npz")  # --reference values meaning "the outputs in reference.npz"
+JOB = "edgeport.runtimes.job:run_session_job"
+LOCALIZE_JOB = "edgeport.validate.localize:localize_job"
+
+# Python modules a runtime needs (any one of them); checked without importing, so a device without
+# torch reports "skipped: torch is not installed" instead of a failure.
+RUNTIME_REQUIRES: dict[str, tuple[str, ...]] = {
+    "torch_eager": ("torch",),
+    "torchscript": ("torch",),
+    "onnxruntime": ("onnxruntime",),
+    "tensorflow": ("tensorflow",),
+    "tflite": ("ai_edge_litert", "tflite_runtime", "tensorflow"),
+}
+
+
+def runtime_missing(runtime: str) -> str | None:
+    """Why ``runtime`` cannot run in this environment (None when it can)."""
+    mods = RUNTIME_REQUIRES.get(runtime, ())
+    if not mods:
+        return None
+    for m in mods:
+        try:
+            if importlib.util.find_spec(m) is not None:
+                return None
+        except (ImportError, ValueError):
+            continue
+    return f"{' or '.join(mods)} is not installed"
+
+
+# ------------------------------------------------------------------------------------------ options
+
+
+@dataclass
+class ValidateOptions:
+    """What to run and how to judge it. ``None`` means "the default" (config file, then built-in)."""
+
+    samples: int | None = None
+    seed: int = 0
+    inputs_npz: str | None = None
+    images: str | None = None
+    resize: tuple[int, int] | None = None
+    mean: str | None = None
+    std: str | None = None
+    reference: str | None = None  # a runtime name, an artifact name, or ARTIFACT:RUNTIME
+    artifacts: list[str] | None = None
+    runtimes: list[str] | None = None
+    tolerances: ToleranceConfig = field(default_factory=ToleranceConfig)
+    threads: int = 1
+    jobs: int = 1  # workers running at once (each uses ``threads`` threads)
+    timeout: float = DEFAULT_TIMEOUT
+    localize: bool = False
+    keep_outputs: str | None = None  # folder to keep every runtime's outputs .npz in
+    progress: Callable[[str], None] | None = None
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+@dataclass
+class TargetResult:
+    """One artifact on one runtime: its status and one comparison per output. Truthy when it passed."""
+
+    artifact: str
+    format: str
+    variant: str
+    runtime: str
+    status: str
+    role: str = "candidate"  # or "reference"
+    parent: str | None = None
+    reason: str = ""
+    backend: str = ""
+    seconds: float = 0.0
+    latency_ms: float | None = None
+    compared_with: str = ""
+    outputs: list[OutputComparison] = field(default_factory=list)
+    log_tail: str = ""
+
+    def __bool__(self) -> bool:
+        return self.status in (PASS, SKIPPED)
+
+    @property
+    def key(self) -> str:
+        return f"{self.artifact}/{self.runtime}"
+
+    def failing_outputs(self) -> list[OutputComparison]:
+        return [o for o in self.outputs if not o.passed]
+
+    def to_json(self) -> dict[str, Any]:
+        d = {
+            "artifact": self.artifact, "format": self.format, "variant": self.variant, "kind": kind_of(self.variant),
+            "runtime": self.runtime, "role": self.role, "parent": self.parent, "status": self.status,
+            "passed": bool(self), "reason": self.reason, "backend": self.backend, "seconds": round(self.seconds, 3),
+            "latency_ms": round(self.latency_ms, 4) if self.latency_ms is not None else None,
+            "compared_with": self.compared_with, "outputs": [o.to_json() for o in self.outputs],
+        }
+        if self.status in FAILED_TO_RUN and self.log_tail:
+            d["log_tail"] = self.log_tail[-2000:]
+        return d
+
+
+@dataclass
+class StageResult:
+    """Error one conversion step added: the artifact against its parent, and both against the reference."""
+
+    parent: str
+    artifact: str
+    parent_runtime: str
+    runtime: str
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"parent": self.parent, "artifact": self.artifact, "parent_runtime": self.parent_runtime,
+                "runtime": self.runtime, "outputs": {k: {m: json_number(v) for m, v in d.items()} for k, d in self.outputs.items()}}
+
+
+@dataclass
+class ValidationReport:
+    """Everything ``edgeport validate`` found. Truthy when every row passed (or was skipped)."""
+
+    root: str
+    reference: dict[str, Any]
+    feeds: dict[str, Any]
+    results: list[TargetResult] = field(default_factory=list)
+    stages: list[StageResult] = field(default_factory=list)
+    localizations: list[dict[str, Any]] = field(default_factory=list)
+    tolerances: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ran(self) -> list[TargetResult]:
+        return [r for r in self.results if r.status != SKIPPED]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.ran) and all(self.results)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def exit_code(self) -> int:
+        if any(r.status in FAILED_TO_RUN for r in self.results) or not self.ran:
+            return EXIT_FAILED
+        if any(r.status == FAIL for r in self.results):
+            return EXIT_CHECK_FAILED
+        return EXIT_OK
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.results:
+            out[r.status] = out.get(r.status, 0) + 1
+        return out
+
+    def summary(self) -> str:
+        """One line: overall verdict and counts, naming what failed."""
+        c = self.counts()
+        parts = ", ".join(f"{v} {k}" for k, v in sorted(c.items()))
+        if self.passed:
+            return f"parity OK: {parts}"
+        bad = []
+        for r in self.results:
+            if r.status == FAIL:
+                outs = ", ".join(o.name for o in r.failing_outputs())
+                bad.append(f"{r.key} ({outs})" if outs else r.key)
+            elif r.status in FAILED_TO_RUN:
+                bad.append(f"{r.key} [{r.status}]")
+        if not self.ran:
+            return "nothing could be validated: " + (parts or "no artifacts")
+        return f"parity FAILED: {parts}; " + "; ".join(bad)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "edgeport_version": __version__,
+            "passed": self.passed,
+            "exit_code": self.exit_code,
+            "summary": self.summary(),
+            "root": self.root,
+            "reference": self.reference,
+            "inputs": self.feeds,
+            "tolerances": self.tolerances,
+            "counts": self.counts(),
+            "results": [r.to_json() for r in self.results],
+            "stages": [s.to_json() for s in self.stages],
+            "localization": self.localizations,
+            "notes": self.notes,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# ------------------------------------------------------------------------------------------ plan
+
+
+@dataclass
+class Target:
+    """An artifact (with its absolute path) and the runtime that runs it."""
+
+    artifact: Artifact
+    path: Path
+    runtime: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.artifact.name}/{self.runtime}"
+
+    def session_options(self) -> dict[str, Any]:
+        if self.artifact.format == "pytorch":
+            return {"model": self.artifact.options.get("model")}
+        return {}
+
+
+@dataclass
+class RunOutcome:
+    status: str  # ok, error, crash, timeout
+    outputs: list[Sample] | None = None
+    reason: str = ""
+    backend: str = ""
+    seconds: float = 0.0
+    latency_ms: float | None = None
+    log_tail: str = ""
+    user_error: EdgeportError | None = None
+
+
+def _child_env() -> dict[str, str]:
+    """PYTHONPATH made absolute: workers start in a temporary folder."""
+    pp = os.environ.get("PYTHONPATH", "")
+    parts = [os.path.abspath(p) for p in pp.split(os.pathsep) if p]
+    return {"PYTHONPATH": os.pathsep.join(parts)} if parts else {}
+
+
+class Runner:
+    """Runs targets in workers over one set of feeds (kept in a temporary folder)."""
+
+    def __init__(self, tmp: Path, threads: int, timeout: float, keep: str | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.tmp = tmp
+        self.threads = threads
+        self.timeout = timeout
+        self.keep = Path(keep) if keep else None
+        self.progress = progress or (lambda s: None)
+        self._ids = itertools.count(1)
+
+    def run(self, target: Target, samples: list[Sample]) -> RunOutcome:
+        from edgeport.worker import run_in_worker
+
+        n = next(self._ids)
+        feeds = self.tmp / f"feeds-{n}.npz"
+        out = self.tmp / f"outputs-{n}.npz"
+        save_samples(feeds, samples)
+        cls = RUNTIMES.get(target.runtime, {}).get("cls")
+        self.progress(f"running {target.key}")
+        res = run_in_worker(JOB, {
+            "runtime": target.runtime, "path": str(target.path), "io": target.artifact.io.to_json(),
+            "feeds": str(feeds), "out": str(out), "threads": self.threads, "options": target.session_options(), "cls": cls,
+            "warmup": 1,
+        }, timeout=self.timeout, env=_child_env())
+        if not res.ok:
+            return RunOutcome(res.status, reason=res.reason(), seconds=res.seconds, log_tail=res.log_tail,
+                              user_error=res.user_error())
+        value = res.value or {}
+        try:
+            outputs = load_samples(out)
+        except EdgeportError as exc:
+            return RunOutcome("error", reason=f"could not read the outputs: {exc.message}", seconds=res.seconds)
+        if self.keep:
+            self.keep.mkdir(parents=True, exist_ok=True)
+            save_samples(self.keep / f"{target.artifact.name}.{target.runtime}.npz", outputs)
+        times = value.get("run_seconds") or []
+        return RunOutcome("ok", outputs, backend=str(value.get("backend", "")), seconds=res.seconds,
+                          latency_ms=1000.0 * float(np.mean(times)) if times else None)
+
+
+def _stage_parent(art: Artifact, arts: dict[str, Artifact]) -> Artifact | None:
+    """The artifact this one was made from; a TFLite file an ONNX->TF converter made from its own
+    SavedModel counts as made from that SavedModel (PyTorch -> ONNX -> SavedModel -> TFLite)."""
+    parent = arts.get(art.parent) if art.parent else None
+    if art.format == "tflite" and parent is not None and parent.format == "onnx":
+        sm = next((a for a in arts.values() if a.format == "saved_model" and a.parent == parent.name
+                   and a.converter == art.converter and a.variant == "fp32"), None)
+        if sm is not None and art.converter:
+            return sm
+    return parent
+
+
+def _pick_reference(choice: str | None, targets: list[Target], manifest_default: str) -> Target | None:
+    """The reference target from ``--reference`` (runtime, artifact or ARTIFACT:RUNTIME)."""
+    want = choice or manifest_default
+    art_name, _, rt = want.rpartition(":")
+    if art_name and rt in RUNTIMES:
+        return next((t for t in targets if t.artifact.name == art_name and t.runtime == rt), None)
+    by_runtime = [t for t in targets if t.runtime == want]
+    if by_runtime:
+        fp32 = [t for t in by_runtime if kind_of(t.artifact.variant) == "fp32"]
+        return (fp32 or by_runtime)[0]
+    return next((t for t in targets if t.artifact.name == want), None)
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def _feeds(opts: ValidateOptions, io: IOSpec, dims: dict[str, int], stored_inputs: list[Sample] | None) -> Feeds:
+    chosen = [x for x in (opts.inputs_npz, opts.images) if x]
+    if len(chosen) > 1:
+        raise UsageError("--inputs-npz and --images are alternatives", "pass only one of them")
+    if opts.inputs_npz:
+        return npz_feeds(opts.inputs_npz, io, limit=opts.samples)
+    if opts.images:
+        return image_feeds(opts.images, io, limit=opts.samples, resize=opts.resize, mean=opts.mean, std=opts.std,
+                           dims=dims, seed=opts.seed)
+    return random_feeds(io, opts.samples or DEFAULT_SAMPLES, opts.seed, dims, int_ranges_from(stored_inputs))
+
+
+def validate_dir(out: str | os.PathLike, opts: ValidateOptions | None = None) -> ValidationReport:
+    """Validate every artifact in ``out/manifest.json`` (see the module doc)."""
+    opts = opts or ValidateOptions()
+    manifest = Manifest.load(out)
+    notes: list[str] = []
+    for problem in manifest.verify():
+        notes.append(f"manifest check: {problem}")
+    arts = list(manifest.artifacts)
+    if opts.artifacts:
+        unknown = [a for a in opts.artifacts if manifest.find(a) is None]
+        if unknown:
+            raise UsageError(f"no artifact named {', '.join(unknown)} in {manifest.root}",
+                             f"choose from: {', '.join(a.name for a in arts)}")
+    stored_in: list[Sample] | None = None
+    stored_out: list[Sample] | None = None
+    if manifest.reference.get("path") and manifest.reference_path.exists():
+        try:
+            stored_in, stored_out = load_reference(manifest.reference_path)
+        except InputError as exc:
+            notes.append(f"reference.npz unusable: {exc.message}")
+    items = [(a, manifest.abspath(a)) for a in arts]
+    return _validate(str(manifest.root), items, manifest.io, manifest.dims, stored_in, stored_out,
+                     manifest.reference.get("runtime", "torch_eager"), opts, notes)
+
+
+@dataclass
+class _Plan:
+    arts: dict[str, Artifact]
+    results: dict[str, TargetResult]  # every artifact x runtime, keyed "artifact/runtime"
+    targets: list[Target]  # every pair with a runtime
+    runnable: list[Target]  # selected and able to run here
+    eligible: list[Target]  # able to run here, selected or not (candidates for the reference)
+
+
+def _plan(items: list[tuple[Artifact, Path]], opts: ValidateOptions) -> _Plan:
+    """Every artifact x runtime pair, with why it will not run (not selected, runtime missing, file missing)."""
+    if opts.runtimes:
+        unknown = [r for r in opts.runtimes if r not in RUNTIMES]
+        if unknown:
+            raise UsageError(f"unknown runtime {', '.join(unknown)}", f"use any of: {', '.join(RUNTIMES)}")
+    plan = _Plan({a.name: a for a, _ in items}, {}, [], [], [])
+    for art, path in items:
+        rts = runtimes_for(art.format)
+        if not rts:
+            plan.results[f"{art.name}/-"] = TargetResult(art.name, art.format, art.variant, "-", SKIPPED, parent=art.parent,
+                                                          reason=f"no runtime runs {art.format} artifacts")
+            continue
+        for rt in rts:
+            t = Target(art, path, rt)
+            plan.targets.append(t)
+            tr = TargetResult(art.name, art.format, art.variant, rt, SKIPPED, parent=art.parent)
+            plan.results[t.key] = tr
+            missing = runtime_missing(rt)
+            exists = art.format == "pytorch" or path.exists()
+            if missing is None and exists:
+                plan.eligible.append(t)
+            if opts.artifacts and art.name not in opts.artifacts:
+                tr.reason = "not selected (--artifact)"
+            elif opts.runtimes and rt not in opts.runtimes:
+                tr.reason = "not selected (--runtime)"
+            elif missing is not None:
+                tr.reason = missing
+            elif not exists:
+                tr.status, tr.reason = ERROR, f"{art.path} is missing"
+            else:
+                plan.runnable.append(t)
+    return plan
+
+
+def _validate(root: str, items: list[tuple[Artifact, Path]], io: IOSpec, dims: dict[str, int],
+              stored_in: list[Sample] | None, stored_out: list[Sample] | None, default_ref: str,
+              opts: ValidateOptions, notes: list[str]) -> ValidationReport:
+    t_start = time.perf_counter()
+    progress = opts.progress or (lambda s: None)
+    plan = _plan(items, opts)
+    arts, results, targets, runnable = plan.arts, plan.results, plan.targets, plan.runnable
+    ref_target, feeds = _reference_and_feeds(plan, io, dims, stored_in, stored_out, default_ref, opts, notes)
+
+    ref_info: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="edgeport-validate-") as tmpd:
+        runner = Runner(Path(tmpd), opts.threads, opts.timeout, opts.keep_outputs, progress)
+        outputs: dict[str, list[Sample]] = {}
+        ref_outputs: list[Sample] | None = None
+        if ref_target is None:
+            ref_outputs = stored_out
+            ref_info = {"source": "reference.npz", "runtime": default_ref, "artifact": None, "samples": len(stored_out or [])}
+        else:
+            ref_outputs = _run_reference(ref_target, feeds, stored_in, stored_out, runner, results, opts)
+            ref_info = {"source": "run", "runtime": ref_target.runtime, "artifact": ref_target.artifact.name,
+                        "backend": results[ref_target.key].backend}
+            if ref_outputs is not None:
+                outputs[ref_target.key] = ref_outputs
+        if ref_outputs is not None:
+            names = [s.ref_name or s.name for s in io.outputs] or list(ref_outputs[0].keys())
+            others = [t for t in runnable if t is not ref_target]
+            with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
+                outcomes = list(pool.map(lambda t: runner.run(t, feeds.samples), others))
+            for t, outcome in zip(others, outcomes):
+                tr = results[t.key]
+                _apply_outcome(tr, outcome)
+                if outcome.status == "ok" and outcome.outputs is not None:
+                    outputs[t.key] = outcome.outputs
+                    tr.outputs = compare_samples(ref_outputs, outcome.outputs, opts.tolerances.for_artifact(t.artifact.variant), names)
+                    tr.status = PASS if all(tr.outputs) else FAIL
+                    tr.compared_with = "reference"
+        else:
+            for t in runnable:
+                if t is not ref_target:
+                    results[t.key].reason = "not run: the reference failed"
+        stages = _stages(targets, arts, outputs, ref_outputs, ref_target, opts) if ref_outputs is not None else []
+        localizations: list[dict[str, Any]] = []
+        if opts.localize:
+            localizations = _localize(list(results.values()), targets, arts, feeds, io, ref_target, Path(tmpd), opts, notes)
+
+    report = ValidationReport(
+        root=root,
+        reference=ref_info,
+        feeds=feeds.to_json(),
+        results=list(results.values()),
+        stages=stages,
+        localizations=localizations,
+        tolerances=opts.tolerances.to_json(),
+        notes=notes + feeds.notes,
+        seconds=time.perf_counter() - t_start,
+    )
+    return report
+
+
+def _reference_and_feeds(plan: _Plan, io: IOSpec, dims: dict[str, int], stored_in: list[Sample] | None,
+                         stored_out: list[Sample] | None, default_ref: str, opts: ValidateOptions,
+                         notes: list[str]) -> tuple[Target | None, Feeds]:
+    """The reference target (None: the outputs stored in reference.npz) and the inputs to run."""
+    explicit_inputs = bool(opts.inputs_npz or opts.images or opts.samples)
+    use_stored = (opts.reference or "").lower() in STORED_REFERENCE
+    if use_stored:
+        if stored_in is None or stored_out is None:
+            raise UsageError("--reference stored needs the reference.npz of an edgeport output folder", "pick a runtime as --reference")
+        if explicit_inputs:
+            raise UsageError("--reference stored compares on the samples stored in reference.npz",
+                             "drop --samples/--inputs-npz/--images, or pick a runtime as --reference")
+        ref_target = None
+    else:
+        ref_target = _pick_reference(opts.reference, plan.eligible, default_ref)
+    if opts.reference and ref_target is None and not use_stored:
+        known = sorted({t.runtime for t in plan.targets} | {t.artifact.name for t in plan.targets}) + ["stored"]
+        why = next((r.reason for k, r in plan.results.items() if k.split("/")[1] == opts.reference and r.reason), "")
+        raise UsageError(f"--reference {opts.reference} names no runtime or artifact that can run here" + (f" ({why})" if why else ""),
+                         f"choose one of: {', '.join(known)}")
+    if ref_target is not None and ref_target not in plan.runnable:  # the reference runs even when not selected
+        plan.runnable.insert(0, ref_target)
+        plan.results[ref_target.key].reason = ""
+    feeds: Feeds
+    if ref_target is None:
+        if explicit_inputs or stored_in is None or stored_out is None:
+            why = plan.results.get(f"pytorch/{default_ref}")
+            reason = why.reason if why and why.reason else f"no artifact runs on {default_ref}"
+            raise UsageError(f"cannot compute reference outputs: {reason}",
+                             "drop --samples/--inputs-npz/--images to use the stored samples of reference.npz, "
+                             "or pick another --reference (e.g. onnxruntime)")
+        feeds = Feeds(stored_in, f"reference.npz ({len(stored_in)} stored samples)", stored_out)
+        if not use_stored:
+            notes.append(f"reference runtime {default_ref} cannot run here ({_why_not(plan.results, default_ref)}): "
+                         "using the outputs stored in reference.npz as the reference")
+    else:
+        feeds = _feeds(opts, io, dims, stored_in)
+    return ref_target, feeds
+
+
+def _why_not(results: dict[str, TargetResult], runtime: str) -> str:
+    for k, r in results.items():
+        if k.endswith("/" + runtime) and r.reason:
+            return r.reason
+    return "no artifact for it"
+
+
+def _apply_outcome(tr: TargetResult, outcome: RunOutcome) -> None:
+    tr.seconds = outcome.seconds
+    tr.backend = outcome.backend
+    tr.latency_ms = outcome.latency_ms
+    if outcome.status != "ok":
+        tr.status = outcome.status if outcome.status in FAILED_TO_RUN else ERROR
+        tr.reason = outcome.reason
+        tr.log_tail = outcome.log_tail
+
+
+def _run_reference(t: Target, feeds: Feeds, stored_in: list[Sample] | None, stored_out: list[Sample] | None,
+                   runner: Runner, results: dict[str, TargetResult], opts: ValidateOptions) -> list[Sample] | None:
+    """Run the reference on the feeds (plus the stored samples, to check it against reference.npz)."""
+    tr = results[t.key]
+    tr.role = "reference"
+    check_in, check_out = (feeds.samples, feeds.stored_outputs) if feeds.stored_outputs else (stored_in, stored_out)
+    extra = [] if feeds.stored_outputs or not check_in else list(check_in)
+    outcome = runner.run(t, feeds.samples + extra)
+    _apply_outcome(tr, outcome)
+    if outcome.status != "ok" or outcome.outputs is None:
+        if outcome.user_error is not None:
+            tr.reason = outcome.user_error.one_line()
+        return None
+    ref_outputs = outcome.outputs[: len(feeds.samples)]
+    if check_out is not None and check_in is not None:
+        got = outcome.outputs[len(feeds.samples):] if extra else ref_outputs
+        names = list(check_out[0].keys())
+        try:
+            tr.outputs = compare_samples(check_out, got, opts.tolerances.for_artifact(t.artifact.variant), names)
+        except (KeyError, ValueError) as exc:
+            tr.outputs = []
+            tr.reason = f"cannot compare with reference.npz: {exc}"
+        tr.compared_with = "reference.npz (stored at convert time)"
+        tr.status = PASS if all(tr.outputs) else FAIL
+        if tr.status == FAIL:
+            tr.reason = "the reference no longer reproduces reference.npz (did the model code or weights change since convert?)"
+    else:
+        tr.status = PASS
+        tr.compared_with = "itself (no stored outputs to check against)"
+        tr.reason = "the reference (no stored outputs to check it against)"
+    return ref_outputs
+
+
+def _stages(targets: list[Target], arts: dict[str, Artifact], outputs: dict[str, list[Sample]],
+            ref_outputs: list[Sample], ref_target: Target | None, opts: ValidateOptions) -> list[StageResult]:
+    """Error added by each conversion step: each artifact (first runtime that ran it) against its parent's."""
+    primary: dict[str, str] = {}
+    for t in targets:
+        if t.key in outputs and t.artifact.name not in primary:
+            primary[t.artifact.name] = t.key
+    if ref_target is not None:
+        primary[ref_target.artifact.name] = ref_target.key
+    stages = []
+    for name, key in primary.items():
+        art = arts[name]
+        parent = _stage_parent(art, arts)
+        seen = {name}
+        while parent is not None and parent.name not in primary and parent.name not in seen:  # skip what did not run
+            seen.add(parent.name)
+            parent = _stage_parent(parent, arts)
+        if parent is None or parent.name not in primary:
+            continue
+        pkey = primary[parent.name]
+        tol = opts.tolerances.for_artifact(art.variant)
+        vs_parent = compare_samples(outputs[pkey], outputs[key], tol)
+        vs_ref = {c.name: c for c in compare_samples(ref_outputs, outputs[key], tol)}
+        parent_vs_ref = {c.name: c for c in compare_samples(ref_outputs, outputs[pkey], tol)}
+        st = StageResult(parent.name, name, pkey.split("/")[1], key.split("/")[1])
+        for c in vs_parent:
+            st.outputs[c.name] = {
+                "added_max_abs": c.metrics.get("max_abs"),
+                "added_max_rel": c.metrics.get("max_rel"),
+                "added_cosine": c.metrics.get("cosine"),
+                "total_max_abs": vs_ref[c.name].metrics.get("max_abs") if c.name in vs_ref else None,
+                "parent_total_max_abs": parent_vs_ref[c.name].metrics.get("max_abs") if c.name in parent_vs_ref else None,
+            }
+        stages.append(st)
+    order = {"pytorch": 0, "torchscript": 1, "exported_program": 1, "onnx": 2, "saved_model": 3, "tflite": 4}
+    stages.sort(key=lambda s: (order.get(arts[s.artifact].format, 9), s.artifact))
+    return stages
+
+
+# ------------------------------------------------------------------------------------------ localize
+
+
+def _localize(rows: list[TargetResult], targets: list[Target], arts: dict[str, Artifact], feeds: Feeds, io: IOSpec,
+              ref_target: Target | None, tmp: Path, opts: ValidateOptions, notes: list[str]) -> list[dict[str, Any]]:
+    """Run divergence localization for failing ONNX (vs PyTorch) and TFLite (vs ONNX Runtime) rows."""
+    from edgeport.worker import run_in_worker
+
+    failing = [r for r in rows if r.status == FAIL and r.role == "candidate"]
+    if not failing:
+        notes.append("--localize: nothing to localize, every artifact that ran is within tolerance")
+        return []
+    if importlib.util.find_spec("onnx") is None or runtime_missing("onnxruntime"):
+        notes.append("--localize needs the onnx and onnxruntime packages (pip install onnx onnxruntime)")
+        return []
+    by_name = {t.artifact.name: t for t in targets}
+    torch_art = next((a for a in arts.values() if a.format == "pytorch"), None)
+    feed_path = tmp / "localize-feed.npz"
+    save_samples(feed_path, feeds.samples[:1])
+    found: list[dict[str, Any]] = []
+    done: set[tuple[str, str]] = set()
+    for r in failing:
+        art = arts[r.artifact]
+        tol = opts.tolerances.resolve(art.variant, r.outputs[0].name if r.outputs else "")
+        job: dict[str, Any] = {"feed": str(feed_path), "atol": tol.atol, "rtol": tol.rtol}
+        if art.format == "onnx":
+            if torch_art is None or runtime_missing("torch_eager"):
+                notes.append(f"--localize {art.name}: needs PyTorch and the model reference to compare against")
+                continue
+            pair = (torch_art.name, art.name)
+            job.update(mode="pytorch-onnx", onnx=str(by_name[art.name].path), onnx_io=art.io.to_json(),
+                       model=torch_art.options.get("model"), ref_io=io.to_json())
+        elif art.format == "tflite":
+            onnx_art = _ancestor(art, arts, "onnx")
+            if onnx_art is None or onnx_art.name not in by_name:
+                notes.append(f"--localize {art.name}: no ONNX model in the manifest to compare the TFLite model with")
+                continue
+            pair = (onnx_art.name, art.name)
+            job.update(mode="onnx-tflite", onnx=str(by_name[onnx_art.name].path), onnx_io=onnx_art.io.to_json(),
+                       tflite=str(by_name[art.name].path), tflite_io=art.io.to_json(), ref_io=io.to_json())
+        else:
+            notes.append(f"--localize: {art.format} artifacts ({art.name}) are not localized; ONNX and TFLite are")
+            continue
+        if pair in done:
+            continue
+        done.add(pair)
+        if opts.progress:
+            opts.progress(f"localizing {pair[0]} vs {pair[1]}")
+        res = run_in_worker(LOCALIZE_JOB, job, timeout=max(opts.timeout, 600.0), env=_child_env())
+        if res.ok:
+            entry = dict(res.value or {})
+        else:
+            entry = {"mode": job["mode"], "found": False, "error": res.reason()}
+        entry.update(reference=pair[0], candidate=pair[1])
+        found.append(entry)
+    return found
+
+
+def _ancestor(art: Artifact, arts: dict[str, Artifact], fmt: str) -> Artifact | None:
+    seen = set()
+    cur: Artifact | None = arts.get(art.parent) if art.parent else None
+    while cur is not None and cur.name not in seen:
+        if cur.format == fmt:
+            return cur
+        seen.add(cur.name)
+        cur = arts.get(cur.parent) if cur.parent else None
+    return next((a for a in arts.values() if a.format == fmt and kind_of(a.variant) == "fp32"), None)
+
+
+# ------------------------------------------------------------------------------------------ two files
+
+FORMAT_BY_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".pt": "torchscript", ".pth": "torchscript",
+                    ".ts": "torchscript", ".jit": "torchscript", ".ptl": "torchscript"}
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
+            return "saved_model"
+        if (path / "manifest.json").exists():
+            raise UsageError(f"{path} is an edgeport output folder", f"run edgeport validate {path} (one argument)")
+        raise UsageError(f"{path} is a folder but not a SavedModel", "pass .onnx, .tflite, TorchScript .pt files or a SavedModel folder")
+    fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
+    if fmt is None:
+        raise UsageError(f"cannot tell the format of {path.name}", "pass .onnx, .tflite, TorchScript .pt files or a SavedModel folder")
+    return fmt
+
+
+def validate_files(a: str | os.PathLike, b: str | os.PathLike, opts: ValidateOptions | None = None) -> ValidationReport:
+    """Compare model file ``b`` against model file ``a`` (the reference), without a manifest."""
+    from edgeport.validate.pair import describe_pair
+
+    opts = opts or ValidateOptions()
+    pa, pb = Path(a), Path(b)
+    for p in (pa, pb):
+        if not p.exists():
+            raise InputError(f"{p} does not exist", "check the path")
+    shown = f"{pa} vs {pb}"
+    pa, pb = pa.resolve(), pb.resolve()  # workers start in a temporary folder
+    art_a, art_b, io, dims, notes = describe_pair(pa, pb, opts)
+    if opts.reference:
+        notes.append("--reference is ignored with two files: the first file is the reference")
+        opts = ValidateOptions(**{**opts.__dict__, "reference": None})
+    ref_runtime = runtimes_for(art_a.format)[0]
+    items = [(art_a, pa), (art_b, pb)]
+    return _validate(shown, items, io, dims, None, None, f"{art_a.name}:{ref_runtime}", opts, notes)

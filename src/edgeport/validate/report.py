@@ -1,0 +1,253 @@
+"""Render a :class:`~edgeport.validate.parity.ValidationReport`: console table, JSON, JUnit XML, Markdown.
+
+- JSON (``--json``): ``report.to_json()``, schema ``edgeport.validate/1``: ``passed``, ``exit_code`` and
+  per artifact and runtime a ``status`` (pass/fail/error/crash/timeout/skipped) with metrics per output.
+  Non-finite numbers are written as the strings ``"inf"``, ``"-inf"``, ``"nan"``.
+- JUnit XML (``--junit``): one ``<testcase>`` per artifact x runtime; a parity miss is a ``<failure>``,
+  a load/run failure, crash or timeout an ``<error>``, a runtime that cannot run here ``<skipped>``.
+- Markdown (``--markdown``): a summary table for a pull-request comment, failures first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from edgeport.fsutil import atomic_write_text
+from edgeport.validate.metrics import OutputComparison
+from edgeport.validate.parity import CRASH, ERROR, FAIL, PASS, SKIPPED, TIMEOUT, TargetResult, ValidationReport
+
+ICONS = {PASS: "✅", FAIL: "❌", ERROR: "💥", CRASH: "💥", TIMEOUT: "⏱️", SKIPPED: "➖"}
+STYLES = {PASS: "green", FAIL: "bold red", ERROR: "bold magenta", CRASH: "bold magenta", TIMEOUT: "bold magenta", SKIPPED: "dim"}
+
+
+def fmt(v: Any, kind: str = "g") -> str:
+    """Compact number formatting for tables ("-" for missing)."""
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float) and not math.isfinite(v):
+        return "inf" if v > 0 else ("-inf" if v < 0 else "nan")
+    if kind == "pct":
+        return f"{100 * v:.1f}%"
+    if kind == "cos":
+        return f"{v:.6f}"
+    if kind == "db":
+        return f"{v:.1f}"
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.2e}" if v != 0 else "0"
+
+
+def worst_output(r: TargetResult) -> OutputComparison | None:
+    """The failing output with the largest error, else the one with the largest max abs error."""
+    if not r.outputs:
+        return None
+    fails = [o for o in r.outputs if not o.passed]
+    pool = fails or r.outputs
+    return max(pool, key=lambda o: _num(o.metrics.get("max_abs")))
+
+
+def _num(v: Any) -> float:
+    if isinstance(v, (int, float)):
+        return float(v) if not (isinstance(v, float) and math.isnan(v)) else math.inf
+    return -1.0
+
+
+def backends_line(report: ValidationReport) -> str:
+    """Which library ran each runtime, e.g. ``tflite: ai-edge-litert 2.3.0``."""
+    seen: dict[str, str] = {}
+    for r in report.results:
+        if r.backend and r.runtime not in seen:
+            seen[r.runtime] = r.backend
+    return "; ".join(f"{k}: {v}" for k, v in seen.items())
+
+
+def _sorted(results: list[TargetResult]) -> list[TargetResult]:
+    rank = {FAIL: 0, CRASH: 1, ERROR: 1, TIMEOUT: 1, PASS: 2, SKIPPED: 3}
+    return sorted(results, key=lambda r: rank.get(r.status, 9))
+
+
+# ------------------------------------------------------------------------------------------ JSON
+
+
+def write_json(report: ValidationReport, path: str | Path) -> None:
+    atomic_write_text(path, json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n")
+
+
+# ------------------------------------------------------------------------------------------ JUnit
+
+
+def junit_tree(report: ValidationReport) -> ET.ElementTree:
+    c = report.counts()
+    failures = c.get(FAIL, 0)
+    errors = c.get(ERROR, 0) + c.get(CRASH, 0) + c.get(TIMEOUT, 0)
+    skipped = c.get(SKIPPED, 0)
+    total = len(report.results)
+    attrs = {"tests": str(total), "failures": str(failures), "errors": str(errors), "skipped": str(skipped),
+             "time": f"{report.seconds:.3f}"}
+    root = ET.Element("testsuites", {"name": "edgeport validate", **attrs})
+    suite = ET.SubElement(root, "testsuite", {"name": "edgeport.validate", **attrs})
+    props = ET.SubElement(suite, "properties")
+    for k, v in (("root", report.root), ("reference", f"{report.reference.get('artifact')}/{report.reference.get('runtime')}"),
+                 ("inputs", report.feeds.get("source", "")), ("passed", str(report.passed).lower()),
+                 ("exit_code", str(report.exit_code))):
+        ET.SubElement(props, "property", {"name": k, "value": str(v)})
+    for r in report.results:
+        case = ET.SubElement(suite, "testcase", {"classname": f"edgeport.validate.{r.artifact}",
+                                                 "name": f"{r.artifact} on {r.runtime}", "time": f"{r.seconds:.3f}"})
+        lines = [f"{r.artifact} ({r.format}, {r.variant}) on {r.runtime}" + (f" [{r.backend}]" if r.backend else "")]
+        for o in r.outputs:
+            m = o.metrics
+            lines.append(f"  {o.name}: {'pass' if o.passed else 'FAIL'} max_abs={fmt(m.get('max_abs'))} max_rel={fmt(m.get('max_rel'))} "
+                         f"mean_abs={fmt(m.get('mean_abs'))} rmse={fmt(m.get('rmse'))} cosine={fmt(m.get('cosine'), 'cos')} "
+                         f"snr_db={fmt(m.get('snr_db'), 'db')}" + (f" top1={fmt(m.get('top1'), 'pct')}" if "top1" in m else "")
+                         + (f" tolerance: {o.tolerance.describe()}" if o.tolerance else ""))
+            lines.extend(f"    - {f}" for f in o.failures)
+        if r.status == FAIL:
+            bad = r.failing_outputs()
+            msg = "; ".join(f"{o.name}: {o.failures[0]}" for o in bad if o.failures) or r.reason or "parity check failed"
+            el = ET.SubElement(case, "failure", {"message": msg[:1000], "type": "ParityFailure"})
+            el.text = "\n".join(lines)
+        elif r.status in (ERROR, CRASH, TIMEOUT):
+            el = ET.SubElement(case, "error", {"message": (r.reason or r.status)[:1000], "type": r.status})
+            el.text = (r.log_tail or r.reason)[-4000:]
+        elif r.status == SKIPPED:
+            ET.SubElement(case, "skipped", {"message": r.reason or "skipped"})
+        out = ET.SubElement(case, "system-out")
+        out.text = "\n".join(lines)
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write_junit(report: ValidationReport, path: str | Path) -> None:
+    tree = junit_tree(report)
+    text = ET.tostring(tree.getroot(), encoding="unicode", xml_declaration=False)
+    atomic_write_text(path, '<?xml version="1.0" encoding="utf-8"?>\n' + text + "\n")
+
+
+# ------------------------------------------------------------------------------------------ Markdown
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(report: ValidationReport) -> str:
+    head = "✅ **edgeport parity: passed**" if report.passed else (
+        "❌ **edgeport parity: FAILED**" if report.exit_code == 1 else "💥 **edgeport parity: an artifact failed to run**")
+    ref = report.reference
+    lines = [f"### {head}", "", f"{_md(report.summary())}", "",
+             f"Reference: `{ref.get('artifact') or ref.get('source')}` on `{ref.get('runtime')}` · "
+             f"inputs: {_md(report.feeds.get('source', ''))} · {report.seconds:.1f} s", "",
+             "| | Artifact | Runtime | Kind | Output | Max abs | Max rel | Cosine | SNR dB | Top-1 | Tolerance |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in _sorted(report.results):
+        icon = ICONS.get(r.status, "")
+        if not r.outputs:
+            lines.append(f"| {icon} | `{_md(r.artifact)}` | {_md(r.runtime)} | {_md(r.variant)} | | | | | | | {_md(r.status)}: {_md(r.reason)} |")
+            continue
+        for o in r.outputs:
+            m = o.metrics
+            oi = "" if o.passed else " ❌"
+            lines.append(f"| {icon} | `{_md(r.artifact)}` | {_md(r.runtime)} | {_md(r.variant)} | `{_md(o.name)}`{oi} | "
+                         f"{fmt(m.get('max_abs'))} | {fmt(m.get('max_rel'))} | {fmt(m.get('cosine'), 'cos')} | "
+                         f"{fmt(m.get('snr_db'), 'db')} | {fmt(m.get('top1'), 'pct')} | "
+                         f"{_md(o.tolerance.describe() if o.tolerance else '')} |")
+    fails = [(r, o) for r in report.results for o in r.outputs if not o.passed]
+    if fails:
+        lines += ["", "**Failures**", ""]
+        for r, o in fails:
+            lines.append(f"- `{_md(r.artifact)}` on {_md(r.runtime)}, output `{_md(o.name)}`: {_md('; '.join(o.failures))}")
+    broken = [r for r in report.results if r.status in (ERROR, CRASH, TIMEOUT)]
+    if broken:
+        lines += ["", "**Could not run**", ""]
+        for r in broken:
+            lines.append(f"- `{_md(r.artifact)}` on {_md(r.runtime)}: {r.status}: {_md(r.reason)}")
+    if report.stages:
+        lines += ["", "**Error added per conversion step**", "",
+                  "| Step | Output | Added (max abs vs parent) | Total (max abs vs reference) | Cosine vs parent |", "|---|---|---|---|---|"]
+        for s in report.stages:
+            for name, d in s.outputs.items():
+                lines.append(f"| `{_md(s.parent)}` → `{_md(s.artifact)}` | `{_md(name)}` | {fmt(d.get('added_max_abs'))} | "
+                             f"{fmt(d.get('total_max_abs'))} | {fmt(d.get('added_cosine'), 'cos')} |")
+    for loc in report.localizations:
+        lines += ["", f"**Divergence localization** ({_md(loc.get('reference'))} vs {_md(loc.get('candidate'))}): "
+                  f"{_md(loc.get('message') or loc.get('error') or '')}"]
+    if backends_line(report):
+        lines += ["", f"Ran on: {_md(backends_line(report))}"]
+    if report.notes:
+        lines += ["", "<details><summary>Notes</summary>", ""] + [f"- {_md(n)}" for n in report.notes] + ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(report: ValidationReport, path: str | Path) -> None:
+    atomic_write_text(path, markdown(report))
+
+
+# ------------------------------------------------------------------------------------------ console
+
+
+def print_console(report: ValidationReport, console: Any = None, verbose: bool = False) -> None:
+    """A rich table (one row per artifact x runtime x output), stage attribution, localization, summary."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    ref = report.reference
+    console.print(f"[bold]edgeport validate[/] {report.root}  reference: {ref.get('artifact') or ref.get('source')} on "
+                  f"{ref.get('runtime')}  inputs: {report.feeds.get('source', '')}", highlight=False)
+    t = Table(show_header=True, header_style="bold", show_lines=False)
+    for col, just in (("status", "left"), ("artifact", "left"), ("runtime", "left"), ("kind", "left"), ("output", "left"),
+                      ("max abs", "right"), ("max rel", "right"), ("mean abs", "right"), ("cosine", "right"),
+                      ("SNR dB", "right"), ("top-1", "right"), ("tolerance", "left"), ("ms", "right")):
+        t.add_column(col, justify=just, no_wrap=col not in ("tolerance",))
+    for r in _sorted(report.results):
+        if r.status == SKIPPED and not verbose and r.reason.startswith("not selected"):
+            continue
+        style = STYLES.get(r.status, "")
+        status = f"[{style}]{r.status}[/]"
+        ms = f"{r.latency_ms:.2f}" if r.latency_ms is not None else ""
+        name = r.artifact + (" (ref)" if r.role == "reference" else "")
+        if not r.outputs:
+            t.add_row(status, name, r.runtime, r.variant, "", "", "", "", "", "", "", r.reason, ms)
+            continue
+        for k, o in enumerate(r.outputs):
+            m = o.metrics
+            ostyle = "" if o.passed else "red"
+            t.add_row(status if k == 0 else "", name if k == 0 else "", r.runtime if k == 0 else "", r.variant if k == 0 else "",
+                      f"[{ostyle}]{o.name}[/]" if ostyle else o.name, fmt(m.get("max_abs")), fmt(m.get("max_rel")),
+                      fmt(m.get("mean_abs")), fmt(m.get("cosine"), "cos"), fmt(m.get("snr_db"), "db"),
+                      fmt(m.get("top1"), "pct"), o.tolerance.describe() if o.tolerance else "", ms if k == 0 else "")
+    console.print(t)
+    backends = backends_line(report)
+    if backends:
+        console.print(f"[dim]ran on: {backends}[/]", highlight=False)
+    for r in report.results:
+        for o in r.outputs:
+            for f in o.failures:
+                console.print(f"  [red]✗[/] {r.artifact} on {r.runtime}, output {o.name}: {f}", highlight=False)
+        if r.status in (ERROR, CRASH, TIMEOUT):
+            console.print(f"  [magenta]✗[/] {r.artifact} on {r.runtime}: {r.status}: {r.reason}", highlight=False)
+    if report.stages:
+        st = Table(title="error added per conversion step", show_header=True, header_style="bold")
+        for col in ("step", "output", "added (max abs vs parent)", "total (max abs vs reference)", "cosine vs parent"):
+            st.add_column(col, justify="left" if col in ("step", "output") else "right")
+        for s in report.stages:
+            for name, d in s.outputs.items():
+                st.add_row(f"{s.parent} ({s.parent_runtime}) -> {s.artifact} ({s.runtime})", name, fmt(d.get("added_max_abs")),
+                           fmt(d.get("total_max_abs")), fmt(d.get("added_cosine"), "cos"))
+        console.print(st)
+    for loc in report.localizations:
+        msg = loc.get("message") or loc.get("error") or ""
+        console.print(f"[bold]localize[/] {loc.get('reference')} vs {loc.get('candidate')}: {msg}", highlight=False)
+        for u in loc.get("unobservable_before", [])[:5]:
+            console.print(f"    before it (not observable): {u['node']} [{u['op_type']}]", highlight=False)
+    for n in report.notes:
+        console.print(f"[dim]note: {n}[/]", highlight=False)
+    style = "bold green" if report.passed else ("bold red" if report.exit_code == 1 else "bold magenta")
+    console.print(f"[{style}]{report.summary()}[/]  ({report.seconds:.1f} s)", highlight=False)
