@@ -11,7 +11,7 @@ setup:
 
 demo: setup
 	$(BIN)/edgeport convert sample:mobile_cnn --to torchscript,onnx,saved_model,tflite -o $(DEMO_OUT)
-	@test -f $(DEMO_OUT)/manifest.json
+	$(BIN)/edgeport validate $(DEMO_OUT)
 
 test: setup
 	bash scripts/run_tests.sh
