@@ -117,43 +117,50 @@ class Onnx2TfOptions:
 
 
 # ----------------------------------------------------------------------------------------- helpers
-class _Tee(io.TextIOBase):
-    """Write through to the real stream (the worker log) and keep the tail for error messages."""
+class _Tail:
+    """The last ``keep`` characters written to it (onnx2tf's log, for error messages)."""
 
-    def __init__(self, stream: Any, keep: int = 200_000) -> None:
-        self.stream, self.keep, self.buf = stream, keep, io.StringIO()
+    def __init__(self, keep: int = 200_000) -> None:
+        self.keep, self.buf = keep, io.StringIO()
 
-    def write(self, s: str) -> int:
-        try:
-            self.stream.write(s)
-        except (OSError, ValueError):
-            pass
+    def add(self, s: str) -> None:
         self.buf.write(s)
         if self.buf.tell() > 2 * self.keep:
             tail = self.buf.getvalue()[-self.keep:]
             self.buf = io.StringIO()
             self.buf.write(tail)
+
+    def text(self) -> str:
+        return _ANSI.sub("", self.buf.getvalue())
+
+
+class _Tee(io.TextIOBase):
+    """Write through to the real stream (the worker log) and into a shared tail."""
+
+    def __init__(self, stream: Any, tail: _Tail) -> None:
+        self.stream, self.tail = stream, tail
+
+    def write(self, s: str) -> int:
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.write(s)
+        self.tail.add(s)
         return len(s)
 
     def flush(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             self.stream.flush()
 
-    def text(self) -> str:
-        return _ANSI.sub("", self.buf.getvalue())
-
 
 @contextlib.contextmanager
-def _captured() -> Iterator[_Tee]:
+def _captured() -> Iterator[_Tail]:
+    """Python-level stdout and stderr go on to the worker log and into one tail (C++ logs only to the log)."""
     out, err = sys.stdout, sys.stderr
-    tee = _Tee(out)
-    tee_err = _Tee(err)
-    sys.stdout, sys.stderr = tee, tee_err
+    tail = _Tail()
+    sys.stdout, sys.stderr = _Tee(out, tail), _Tee(err, tail)
     try:
-        yield tee
+        yield tail
     finally:
         sys.stdout, sys.stderr = out, err
-        tee.buf.write(tee_err.buf.getvalue())
 
 
 @contextlib.contextmanager
@@ -289,6 +296,7 @@ class _Attempt:
     static: bool
     pseudo: tuple[str, ...]
     why: str = "first try"
+    signaturedefs: bool = False  # onnx2tf's output_signaturedefs (needed for some tensor names)
     folder: Path = Path()
     reason: str = ""  # why it failed or was not kept
     seconds: float = 0.0
@@ -306,7 +314,8 @@ class _Attempt:
         return max(vals) if vals else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"static_shapes": self.static, "pseudo_ops": list(self.pseudo), "why": self.why,
+        return {"static_shapes": self.static, "pseudo_ops": list(self.pseudo), "signaturedefs": self.signaturedefs,
+                "why": self.why,
                 "seconds": round(self.seconds, 3), "reason": self.reason, "flex_ops": self.flex,
                 "worst_rel": self.worst_rel, "converted": self.out is not None}
 
@@ -338,6 +347,8 @@ def _convert(model: Any, attempt: _Attempt, opts: Onnx2TfOptions, onnx_inputs: l
         kw["keep_ncw_or_nchw_or_ncdhw_input_names"] = [n for n in names if ranks[n] in (3, 4, 5)]
     elif not opts.channels_last_3d and any(ranks[n] == 3 for n in names):
         kw["keep_shape_absolutely_input_names"] = [n for n in names if ranks[n] == 3]
+    if attempt.signaturedefs:
+        kw["output_signaturedefs"] = True
     if attempt.static and fixed:
         kw["overwrite_input_shape"] = [f"{n}:{','.join(str(d) for d in s)}" for n, s in fixed.items()]
     t0 = time.perf_counter()
@@ -438,8 +449,12 @@ def run(
             try:
                 _convert(onnx_model, att, opts, onnx_inputs, fixed, notes)
             except ConversionError:
-                if dynamic and not att.static and opts.static_shapes == "auto":
-                    queue.insert(0, _Attempt(static=True, pseudo=att.pseudo,
+                if "output_signaturedefs" in att.reason and not att.signaturedefs:
+                    # SavedModel export refused a tensor name (e.g. "/out/mask"); onnx2tf's own advice.
+                    queue.insert(0, _Attempt(static=att.static, pseudo=att.pseudo, signaturedefs=True,
+                                             why=f"onnx2tf asked for output_signaturedefs ({att.reason})"))
+                elif dynamic and not att.static and opts.static_shapes == "auto":
+                    queue.insert(0, _Attempt(static=True, pseudo=att.pseudo, signaturedefs=att.signaturedefs,
                                              why=f"onnx2tf failed with dynamic dims ({att.reason})"))
                 continue
             _evaluate(att, opts, ref_io, reference, aliases)
@@ -448,6 +463,7 @@ def run(
             if remedy:
                 att.reason = f"left Flex ops {att.flex}"
                 queue.insert(0, _Attempt(static=att.static, pseudo=tuple(sorted(set(att.pseudo) | set(remedy))),
+                                         signaturedefs=att.signaturedefs,
                                          why=f"replace {att.flex} by pseudo ops {remedy}"))
                 continue
             good = att.worst_rel is not None and att.worst_rel <= DEFAULT_RTOL
@@ -455,7 +471,7 @@ def run(
                 att.reason = ("its outputs differ from the reference by "
                               f"{att.worst_rel:.2e} of their magnitude" if att.worst_rel is not None
                               else "its outputs could not be verified")
-                queue.insert(0, _Attempt(static=True, pseudo=att.pseudo,
+                queue.insert(0, _Attempt(static=True, pseudo=att.pseudo, signaturedefs=att.signaturedefs,
                                          why=f"with dynamic dims kept, {att.reason}"))
                 continue
             break
@@ -497,6 +513,11 @@ def _history_notes(attempts: list[_Attempt], chosen: _Attempt, dynamic: dict[str
     if chosen.static and dynamic:
         sizes = ", ".join(f"{n}={'x'.join(map(str, fixed[n]))}" for n in dynamic)
         out.append(f"dynamic dims fixed to the reference sizes {sizes}: {chosen.why}")
+    elif chosen.why != "first try":
+        out.append(f"onnx2tf converted on a retry: {chosen.why}")
+    if chosen.signaturedefs:
+        out.append("converted with onnx2tf's output_signaturedefs: SavedModel/tflite tensor names are mangled "
+                   "(the IO mapping below is by values)")
     for a in attempts:
         if a is not chosen and a.reason and a.reason not in chosen.why:
             out.append(f"onnx2tf attempt ({'static' if a.static else 'dynamic'} shapes, pseudo ops "

@@ -1,0 +1,178 @@
+"""onnx2tf and litert-torch end to end on every sample model, each step in a worker as the pipeline runs it.
+
+For each sample the pipeline's own steps make reference.npz and a dynamo opset-18 model.onnx; the
+converter runs in a worker (network guard on); then ``edgeport.convert.check:run`` runs the result in
+another worker against the PyTorch reference. Every .tflite must be Flex-free and within 1e-4 (relative
+to each output's magnitude) of PyTorch; so must every SavedModel.
+
+``test_onnx2tf_tiny_cnn_offline_and_input_untouched`` is not marked slow: it is the guard for the two
+onnx2tf pitfalls that bite silently (a download at run time, an overwritten input file). A
+``sitecustomize`` put on the workers' path (run_in_worker hands the parent's sys.path to its children)
+records every socket event and every open of onnx2tf's calibration file, in every process the
+conversion starts (the simplifier and probe workers too).
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgeport.fsutil import sha256_file
+
+REL_TOL = 1e-4
+SAMPLES = ("tiny_cnn", "mobile_cnn", "transformer", "gru", "multi_io", "dynamic")
+ENTRIES = {"onnx2tf": "edgeport.convert.onnx2tf_backend:run", "litert-torch": "edgeport.convert.litert_torch_backend:run"}
+TIMINGS: dict[str, float] = {}
+
+
+def _prepare(tmp: Path, name: str) -> dict[str, Any]:
+    """reference.npz and model.onnx made by the pipeline's own steps; returns a StepJob-like dict."""
+    from edgeport.convert import onnx_export, reference
+    from edgeport.fsutil import install_path
+    from edgeport.models import resolve_ref
+
+    ref = resolve_ref(f"sample:{name}").to_json()
+    (tmp / "s0").mkdir()
+    rv = reference.run(staging=str(tmp / "s0"), out_dir=str(tmp), model=ref, io={}, dims={}, reference="",
+                       options={"samples": 3})
+    install_path(tmp / "s0" / "reference.npz", tmp / "reference.npz")
+    (tmp / "s1").mkdir()
+    ov = onnx_export.run(staging=str(tmp / "s1"), out_dir=str(tmp), model=ref, io=rv["io"], dims=rv["dims"],
+                         reference=str(tmp / "reference.npz"), options={"opset": 18})
+    install_path(tmp / "s1" / "model.onnx", tmp / "model.onnx")
+    return {"out_dir": str(tmp), "model": ref, "io": rv["io"], "dims": rv["dims"],
+            "reference": str(tmp / "reference.npz"), "parent_path": str(tmp / "model.onnx"),
+            "parent_io": ov["artifacts"][0]["io"]}
+
+
+def _convert(job: dict[str, Any], converter: str, staging: Path, options: dict[str, Any], env: dict | None = None):
+    from edgeport.worker import run_in_worker
+
+    staging.mkdir(parents=True)
+    kw = {**job, "staging": str(staging), "options": options}
+    if converter == "litert-torch":
+        kw["parent_path"], kw["parent_io"] = None, None
+    return run_in_worker(ENTRIES[converter], kw, timeout=900, env=env)
+
+
+def _check(staging: Path, art: dict[str, Any], reference: str) -> dict[str, Any]:
+    from edgeport.worker import run_in_worker
+
+    res = run_in_worker("edgeport.convert.check:run", {
+        "path": str(staging / art["path"]), "format": art["format"], "io": art["io"], "reference": reference,
+        "allow_flex": False, "rtol": REL_TOL,
+    }, timeout=600)
+    assert res.ok, res.reason() + "\n" + res.log_tail
+    return res.value
+
+
+def _assert_io_complete(art: dict[str, Any], job: dict[str, Any]) -> None:
+    """Every tensor names its reference tensor and carries a perm of its rank."""
+    ref_io = job["io"]
+    for kind in ("inputs", "outputs"):
+        assert sorted(t["ref_name"] for t in art["io"][kind]) == sorted(t["name"] for t in ref_io[kind])
+        for t in art["io"][kind]:
+            assert sorted(t["perm"]) == list(range(len(t["shape"]))), t
+
+
+# ------------------------------------------------------------------------------------------ not slow
+_SITECUSTOMIZE = textwrap.dedent('''
+    import os, sys
+    _log = os.environ.get("EDGEPORT_TEST_NET_LOG")
+    if _log:
+        _fd = os.open(_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        _busy = [False]
+
+        def _hook(event, args):
+            if _busy[0]:
+                return
+            if event.startswith("socket.") and event in ("socket.connect", "socket.getaddrinfo",
+                                                         "socket.gethostbyname", "socket.sendto"):
+                line = f"{event} {args[1:] if event == 'socket.connect' else args}"
+            elif event == "open" and "calibration_image_sample_data" in str(args[0]):
+                line = f"open {args[0]}"
+            else:
+                return
+            _busy[0] = True
+            try:
+                os.write(_fd, (f"{os.getpid()} " + line.replace(chr(10), " ") + chr(10)).encode())
+            finally:
+                _busy[0] = False
+
+        sys.addaudithook(_hook)
+''')
+
+
+def test_onnx2tf_tiny_cnn_offline_and_input_untouched(tmp_path, monkeypatch):
+    job = _prepare(tmp_path, "tiny_cnn")
+    onnx_path = Path(job["parent_path"])
+    before = sha256_file(onnx_path)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    log = tmp_path / "net.log"
+    monkeypatch.syspath_prepend(str(hooks))  # workers get the parent's sys.path as PYTHONPATH
+    env = {"EDGEPORT_TEST_NET_LOG": str(log)}
+    t0 = time.perf_counter()
+    res = _convert(job, "onnx2tf", tmp_path / "s2", {"targets": ["tflite"]}, env=env)
+    TIMINGS["onnx2tf:tiny_cnn"] = time.perf_counter() - t0
+    assert res.ok, res.reason() + "\n" + res.log_tail
+    assert sha256_file(onnx_path) == before, "onnx2tf modified the user's .onnx"
+    assert log.exists(), "the recording sitecustomize did not load in the workers"
+    events = log.read_text().splitlines()
+    sockets = [e for e in events if " socket." in e]
+    assert not sockets, f"network access attempted: {sockets}"
+    # The calibration file edgeport writes was read (so onnx2tf took the path that would download it).
+    assert any("open " in e and e.endswith(".npy") for e in events), events
+    (art,) = res.value["artifacts"]
+    assert art["format"] == "tflite" and art["converter"] == "onnx2tf"
+    assert art["io"]["inputs"][0]["perm"] == [0, 2, 3, 1] and art["io"]["inputs"][0]["layout"] == "NHWC"
+    _assert_io_complete(art, job)
+    check = _check(tmp_path / "s2", art, job["reference"])
+    assert check["passed"], check["reason"]
+    assert check["worst_rel"] <= REL_TOL
+    assert not check["flex_ops"] and check["ops"].get("CONV_2D") == 2
+
+
+# ------------------------------------------------------------------------------------------ slow matrix
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> dict[str, dict[str, Any]]:
+    cache: dict[str, dict[str, Any]] = {}
+
+    def get(name: str) -> dict[str, Any]:
+        if name not in cache:
+            cache[name] = _prepare(tmp_path_factory.mktemp(name), name)
+        return cache[name]
+
+    return get  # type: ignore[return-value]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("converter", ["onnx2tf", "litert-torch"])
+@pytest.mark.parametrize("name", SAMPLES)
+def test_converter_parity_and_no_flex(prepared, tmp_path, name, converter):
+    job = prepared(name)
+    targets = ["saved_model", "tflite"] if converter == "onnx2tf" else ["tflite"]
+    t0 = time.perf_counter()
+    res = _convert(job, converter, tmp_path / "stage", {"targets": targets})
+    seconds = time.perf_counter() - t0
+    assert res.ok, res.reason() + "\n" + res.log_tail
+    arts = {a["format"]: a for a in res.value["artifacts"]}
+    assert sorted(arts) == sorted(targets)
+    summary = {"sample": name, "converter": converter, "seconds": round(seconds, 1)}
+    for fmt, art in arts.items():
+        _assert_io_complete(art, job)
+        check = _check(tmp_path / "stage", art, job["reference"])
+        assert not check["flex_ops"] and not check["custom_ops"], check["reason"]
+        assert check["passed"], check["reason"]
+        assert check["worst_rel"] <= REL_TOL
+        summary[fmt] = {"worst_rel": check["worst_rel"], "ops": sum(check["ops"].values()) if check["ops"] else None}
+    if any(isinstance(d, str) for t in job["io"]["inputs"] for d in t["shape"]):
+        # dynamic dims: fixed to the reference sizes, and said so
+        assert any("dynamic dims" in n for a in arts.values() for n in a["notes"]), [a["notes"] for a in arts.values()]
+    print(json.dumps(summary))
