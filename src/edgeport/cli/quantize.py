@@ -1,0 +1,87 @@
+"""``edgeport quantize``: make quantized variants, measure size/speed/accuracy, find the layers that break int8.
+
+Exit codes: 0 the sweep ran (a variant that crashed or failed is a row of the report, not a failure of the
+command), 2 bad input (no SavedModel/ONNX model in OUT, unreadable or mis-shaped calibration data), 3 no
+quantized variant could be made and measured, or the reference failed. Imports only typer at module level.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+MODES_HELP = ("Comma list of: fp16, dynamic, int8, int16x8 (TFLite, from the SavedModel), ort-dynamic, ort-qdq "
+              "(ONNX Runtime, from the ONNX model); or all, tflite, ort.")
+
+
+def quantize(
+    output: Path = typer.Argument(..., help="An output folder of edgeport convert (with saved_model/ and/or model.onnx).",
+                                  show_default=False),
+    modes: str = typer.Option("all", "--modes", "-m", help=MODES_HELP),
+    calibration: Optional[str] = typer.Option(None, "--calibration", "-c", help="Calibration data: a folder of images, an .npz/.npy of inputs (PyTorch layout), or module:function / file.py:function yielding feeds."),
+    calibration_samples: int = typer.Option(100, "--calibration-samples", min=1, max=100_000, help="Samples used to calibrate int8 ranges."),
+    holdout_samples: int = typer.Option(64, "--holdout-samples", min=1, max=100_000, help="Held-out samples (never used to calibrate) that accuracy is measured on."),
+    eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Separate held-out data (same forms as --calibration); default: split off the calibration data."),
+    random_calibration: bool = typer.Option(False, "--random-calibration", help="Calibrate on seeded random inputs when there is no data (the report warns: results will not reflect real inputs)."),
+    resize: Optional[str] = typer.Option(None, "--resize", help="Images: resize to HxW (default: the model's input size)."),
+    mean: Optional[str] = typer.Option(None, "--mean", help="Images: per-channel mean after pixel scaling, e.g. 0.485,0.456,0.406."),
+    std: Optional[str] = typer.Option(None, "--std", help="Images: per-channel std, e.g. 0.229,0.224,0.225."),
+    pixel_scale: float = typer.Option(1.0 / 255.0, "--pixel-scale", help="Images: multiply 0..255 pixels by this before mean/std."),
+    bgr: bool = typer.Option(False, "--bgr", help="Images: feed channels in BGR order."),
+    calibration_layout: Optional[str] = typer.Option(None, "--calibration-layout", help="Layout of .npz/.npy arrays when it differs from the PyTorch model's (e.g. NHWC); for images, the layout of the model's image input."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Class labels of the data (.npy/.txt one per sample, or .csv image,label): adds task accuracy."),
+    io_dtype: str = typer.Option("float", "--io-dtype", help="Full-int8 model inputs/outputs: float, int8 or uint8."),
+    keep_float: Optional[str] = typer.Option(None, "--keep-float", help="Also make an int8 variant with the N worst layers (or these comma-separated layers: tensor, ONNX node or PyTorch module names) left in float."),
+    no_layers: bool = typer.Option(False, "--no-layers", help="Skip the per-layer int8 error analysis."),
+    rank_by: str = typer.Option("snr_db", "--rank-by", help="Per-layer ranking: snr_db (lowest first), rmse_scale, mse, mean_abs or max_abs."),
+    latency_runs: int = typer.Option(200, "--latency-runs", min=1, max=100_000, help="Timed runs per variant (capped at 3 s)."),
+    reference: str = typer.Option("auto", "--reference", help="Reference for accuracy: auto (PyTorch if installed, else the fp32 ONNX model), torch or onnx."),
+    seed: int = typer.Option(0, "--seed", help="Seed for shuffling the data split (and random data)."),
+    timeout: float = typer.Option(900.0, "--timeout", min=1.0, help="Seconds per conversion or evaluation step before it is killed."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report JSON here (it is always written to OUT/quant/report.json)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the table."),
+) -> None:
+    """Quantize the converted model every way, then compare size, latency and accuracy of every variant."""
+    from edgeport.cli.common import console, err_console
+    from edgeport.errors import UsageError
+    from edgeport.fsutil import atomic_write_json
+    from edgeport.quantize.calibration import CalibrationOptions, parse_layout
+    from edgeport.quantize.debug import RANK_KEYS
+    from edgeport.quantize.report import render_console
+    from edgeport.quantize.sweep import QuantizeOptions, parse_keep_float, parse_modes, sweep
+    from edgeport.validate.data import parse_resize
+
+    if rank_by not in RANK_KEYS:
+        raise UsageError(f"--rank-by {rank_by!r} is not one of {', '.join(RANK_KEYS)}", "use --rank-by snr_db or rmse_scale")
+    if reference not in ("auto", "torch", "onnx"):
+        raise UsageError(f"--reference {reference!r} is not auto, torch or onnx", "use --reference auto")
+    if io_dtype not in ("float", "int8", "uint8"):
+        raise UsageError(f"--io-dtype {io_dtype!r} is not float, int8 or uint8", "use --io-dtype float")
+    if calibration and random_calibration:
+        raise UsageError("--calibration and --random-calibration both given", "use one of them")
+    copts = CalibrationOptions(
+        source=calibration, samples=calibration_samples, holdout=holdout_samples, eval_source=eval_data,
+        resize=parse_resize(resize), mean=_floats(mean, "--mean"), std=_floats(std, "--std"), pixel_scale=pixel_scale,
+        bgr=bgr, data_layout=parse_layout(calibration_layout), labels=str(labels) if labels else None,
+        allow_random=random_calibration, seed=seed)
+    opts = QuantizeOptions(modes=parse_modes(modes), calibration=copts, io_dtype=io_dtype, keep_float=parse_keep_float(keep_float),
+                           layers=not no_layers, rank_by=rank_by, latency_runs=latency_runs, reference=reference, timeout=timeout)
+    progress = None if quiet else (lambda msg: err_console.print(f"[dim]{msg}[/]", highlight=False))
+    report = sweep(output, opts, progress)
+    render_console(report, console)
+    if json_out:
+        atomic_write_json(json_out, report.to_json())
+    raise typer.Exit(report.exit_code)
+
+
+def _floats(text: Optional[str], what: str) -> Optional[tuple[float, ...]]:
+    from edgeport.errors import UsageError
+
+    if not text:
+        return None
+    try:
+        return tuple(float(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise UsageError(f"{what} {text!r} is not a list of numbers", f"write {what} 0.485,0.456,0.406") from None
