@@ -183,3 +183,39 @@ def run_remote(remote: Remote, command: str, bundle: str | os.PathLike, args: li
             _run(remote.ssh_argv(["rm", "-rf", "--", workdir]), 60, "removing the work folder", remote)
         except RuntimeFailure:
             pass  # a leftover temporary folder on the device is not worth failing the run for
+
+
+def bench_remote(target: str | os.PathLike, remote: Remote, opts: Any) -> Any:
+    """``edgeport bench`` on ``remote``: bundle TARGET if it is a folder, run there, return a local BenchReport.
+
+    ``opts`` is a :class:`edgeport.bench.runner.BenchOptions`; the gate and the reports are made locally.
+    """
+    from edgeport.bench.runner import BenchReport
+    from edgeport.bundle import is_bundle, pack
+
+    target = Path(target)
+    if opts.inputs:
+        raise UsageError("--input cannot be used with --remote", "bench a convert output folder or a bundle remotely")
+    if not target.exists():
+        raise InputError(f"{target} does not exist", "pass an edgeport convert output folder or a bundle")
+    args = ["--threads", ",".join(str(t) for t in opts.threads), "--warmup", str(opts.warmup), "--timeout", str(opts.timeout), "--quiet"]
+    args += ["--seconds", str(opts.seconds)] if opts.seconds else ["--runs", str(opts.runs)]
+    for a in opts.artifacts or []:
+        args += ["--artifact", a]
+    for rt in opts.runtimes or []:
+        args += ["--runtime", rt]
+    with tempfile.TemporaryDirectory(prefix="edgeport-remote-") as tmp:
+        if is_bundle(target):
+            bundle = target
+        elif target.is_dir() or target.name == "manifest.json":
+            bundle = Path(tmp) / "model.bundle.tar.gz"
+            pack(target if target.is_dir() else target.parent, bundle, opts.artifacts)
+        else:
+            raise UsageError(f"--remote needs a convert output folder or a bundle, not {target.name}",
+                             "run edgeport bundle OUT -o model.bundle.tar.gz first")
+        if opts.progress:
+            opts.progress(f"running edgeport bench on {remote.label()}")
+        result = run_remote(remote, "bench", bundle, args, timeout=max(600.0, opts.timeout * 20))
+    report = BenchReport.from_json(result.data, f"the JSON from {remote.label()}")
+    report.remote = result.remote
+    return report

@@ -132,29 +132,32 @@ def write_markdown(report: BenchReport, path: str | os.PathLike) -> None:
 def print_table(report: BenchReport, console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = console or Console()
-    table = Table(title=f"edgeport bench: {report.source or report.target}", title_justify="left")
+    table = Table(title=Text(f"edgeport bench: {report.source or report.target}"), title_justify="left")
     show_status = any(r.status != OK for r in report.rows)
     if console.width >= 150:
         cols = COLUMNS if show_status else COLUMNS[:-1]
         for i, col in enumerate(cols):
             table.add_column(col, justify="right" if 3 <= i < len(COLUMNS) - 1 else "left", overflow="fold")
         for r in report.sorted_rows():
-            table.add_row(*_cells(r)[: len(cols)], style=_style(r))
+            table.add_row(*(Text(c) for c in _cells(r)[: len(cols)]), style=_style(r))
     else:  # narrow terminal: the essentials (--markdown and --json have everything)
         for i, col in enumerate(("artifact on runtime", "p50", "p99", "mean", "init", "peak RSS", "size")):
             table.add_column(col, justify="right" if i else "left", overflow="fold")
         for r in report.sorted_rows():
             lat = r.latency_ms
             first = row_label(r) + ("" if r.status == OK else f" [{r.status}: {r.reason}]" if r.reason else f" [{r.status}]")
-            table.add_row(first, fmt_ms(lat.get("p50")), fmt_ms(lat.get("p99")), fmt_ms(lat.get("mean")), fmt_ms(r.init_ms),
-                          fmt_mb(r.peak_mb), fmt_size(r.size_bytes), style=_style(r))
+            cells = (first, fmt_ms(lat.get("p50")), fmt_ms(lat.get("p99")), fmt_ms(lat.get("mean")), fmt_ms(r.init_ms),
+                     fmt_mb(r.peak_mb), fmt_size(r.size_bytes))
+            table.add_row(*(Text(c) for c in cells), style=_style(r))
     console.print(table)
-    console.print(f"[dim]{machine_line(report)}[/]" + (f" [dim](remote: {report.remote.get('url')})[/]" if report.remote else ""))
-    console.print(f"[dim]{settings_line(report)}[/]")
+    remote = f" (remote: {report.remote.get('url')})" if report.remote else ""
+    console.print(machine_line(report) + remote, style="dim", markup=False, highlight=False)
+    console.print(settings_line(report), style="dim", markup=False, highlight=False)
     for n in report.notes:
-        console.print(f"[yellow]note:[/] {n}", markup=True, highlight=False)
+        console.print(f"note: {n}", style="yellow", markup=False, highlight=False)
 
 
 def _style(r: BenchRow) -> str | None:

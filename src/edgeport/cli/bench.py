@@ -52,10 +52,14 @@ def bench(
         gate_args = (load_report(baseline), limit, str(baseline))
     opts = BenchOptions(artifacts=arts, runtimes=rts, threads=thread_list, warmup=warmup, runs=runs, seconds=seconds,
                         timeout=timeout, inputs=list(inputs) if inputs else None,
-                        progress=None if quiet else (lambda s: err_console.print(f"[dim]… {s}[/]", highlight=False)))
+                        progress=None if quiet else (lambda s: err_console.print(f"… {s}", style="dim", markup=False, highlight=False)))
     opts.check()
     if remote:
-        report = _bench_remote(target, remote, remote_edgeport, ssh_option, ssh_identity, opts, quiet)
+        from edgeport.remote import bench_remote, parse_ssh_url
+
+        where = parse_ssh_url(remote, identity=str(ssh_identity) if ssh_identity else None, options=list(ssh_option or []),
+                              edgeport=remote_edgeport)
+        report = bench_remote(target, where, opts)
     else:
         report = bench_target(target, opts)
 
@@ -72,11 +76,11 @@ def bench(
         print_table(report, console)
     if report.gate is not None:
         ok = report.gate.get("passed")
-        console.print(("[green]" if ok else "[red]") + report.gate["summary"] + "[/]", highlight=False)
+        console.print(report.gate["summary"], style="green" if ok else "red", markup=False, highlight=False)
         for n in report.gate.get("notes", []):
-            console.print(f"[yellow]note:[/] {n}", highlight=False)
+            console.print(f"note: {n}", style="yellow", markup=False, highlight=False)
     for r in report.failed:
-        err_console.print(f"[red]{r.status}:[/] {r.key}: {r.reason}", highlight=False)
+        err_console.print(f"{r.status}: {r.key}: {r.reason}", style="red", markup=False, highlight=False)
     console.print(report.summary(), highlight=False, markup=False)
     raise typer.Exit(report.exit_code)
 
@@ -111,50 +115,11 @@ def _write_outputs(report, target: Path, json_out, markdown_out, plot, html_out,
     if plot:
         if png is None:
             skipped = rep.write_plot(report, plot)
-            err_console.print(f"[yellow]note:[/] {skipped}", highlight=False)
+            err_console.print(f"note: {skipped}", style="yellow", markup=False, highlight=False)
         else:
             from edgeport.fsutil import atomic_write_bytes
 
             atomic_write_bytes(plot, png)
     if html_target:
         how = rep.write_html(report, html_target, png)
-        console.print(f"[dim]benchmark section {how} in {html_target}[/]", highlight=False)
-
-
-def _bench_remote(target: Path, url: str, remote_edgeport: str, ssh_option, ssh_identity, opts, quiet: bool):
-    """Bundle TARGET if it is a folder, run edgeport bench on the remote machine, return its report."""
-    import tempfile
-
-    from edgeport.bench.runner import BenchReport
-    from edgeport.bundle import is_bundle, pack
-    from edgeport.cli.common import err_console
-    from edgeport.errors import InputError, UsageError
-    from edgeport.remote import parse_ssh_url, run_remote
-
-    r = parse_ssh_url(url, identity=str(ssh_identity) if ssh_identity else None, options=list(ssh_option or []),
-                      edgeport=remote_edgeport)
-    if opts.inputs:
-        raise UsageError("--input cannot be used with --remote", "bench a convert output folder or a bundle remotely")
-    args = ["--threads", ",".join(str(t) for t in opts.threads), "--warmup", str(opts.warmup), "--timeout", str(opts.timeout), "--quiet"]
-    args += ["--seconds", str(opts.seconds)] if opts.seconds else ["--runs", str(opts.runs)]
-    for a in opts.artifacts or []:
-        args += ["--artifact", a]
-    for rt in opts.runtimes or []:
-        args += ["--runtime", rt]
-    if not target.exists():
-        raise InputError(f"{target} does not exist", "pass an edgeport convert output folder or a bundle")
-    with tempfile.TemporaryDirectory(prefix="edgeport-remote-") as tmp:
-        if is_bundle(target):
-            bundle = target
-        elif target.is_dir():
-            bundle = Path(tmp) / "model.bundle.tar.gz"
-            pack(target, bundle, opts.artifacts)
-        else:
-            raise UsageError(f"--remote needs a convert output folder or a bundle, not {target.name}",
-                             "run edgeport bundle OUT -o model.bundle.tar.gz first")
-        if not quiet:
-            err_console.print(f"[dim]… running edgeport bench on {r.label()}[/]", highlight=False)
-        result = run_remote(r, "bench", bundle, args, timeout=max(600.0, opts.timeout * 20))
-    report = BenchReport.from_json(result.data, f"the JSON from {r.label()}")
-    report.remote = result.remote
-    return report
+        console.print(f"benchmark section {how} in {html_target}", style="dim", markup=False, highlight=False)
