@@ -173,6 +173,9 @@ def run_remote(remote: Remote, command: str, bundle: str | os.PathLike, args: li
                     data = None
         if data is None:
             last = " ".join((ran.stderr or ran.stdout or "").strip().splitlines()[-1:])[:300]
+            if ran.returncode == 2:  # the remote edgeport refused its input: keep the bad-input exit code
+                raise InputError(f"edgeport {command} on {remote.label()} refused the input: {last.removeprefix('error: ')}",
+                                 "fix the options or the bundle as the message says")
             raise RuntimeFailure(f"edgeport {command} on {remote.label()} wrote no results (exit {ran.returncode})" + (f": {last}" if last else ""),
                                  "run it there by hand to see why")
         return RemoteResult(exit_code=ran.returncode, data=data, stderr=ran.stderr, stdout=ran.stdout,

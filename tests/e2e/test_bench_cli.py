@@ -220,14 +220,34 @@ def test_remote_bench_over_ssh_brings_the_json_back(out, sshd, tmp_path):
 
 
 def test_remote_validate_over_ssh(out, sshd, tmp_path):
-    from edgeport.bundle import pack
-    from edgeport.remote import parse_ssh_url, run_remote
+    r = run_cli("validate", str(out), "--remote", sshd["url"], "--remote-edgeport", REMOTE_EDGEPORT,
+                "--ssh-identity", sshd["key"], "--ssh-option", "StrictHostKeyChecking=no",
+                "--ssh-option", "UserKnownHostsFile=/dev/null", "--ssh-option", "LogLevel=ERROR",
+                "--json", str(tmp_path / "remote.json"), timeout=600)
+    assert r.code == 0, r.output
+    assert "parity OK" in r.stdout
+    doc = json.loads((tmp_path / "remote.json").read_text())
+    assert doc["remote"]["url"] == sshd["url"] and doc["remote"]["command"] == "validate"
+    assert doc["passed"] is True and doc["reference"]["source"] == "reference.npz"  # no torch needed on the device
+    rows = {(x["artifact"], x["runtime"]): x for x in doc["results"] if x["status"] != "skipped"}
+    assert {("onnx", "onnxruntime"), ("tflite", "tflite")} <= set(rows)
+    for row in rows.values():
+        for o in row["outputs"]:
+            assert o["metrics"]["max_abs"] < 1e-3  # the real comparison ran there
 
-    bundle = pack(out, tmp_path / "m.bundle.tar.gz").path
-    remote = parse_ssh_url(sshd["url"], identity=sshd["key"], options=sshd["options"], edgeport=REMOTE_EDGEPORT)
-    result = run_remote(remote, "validate", bundle, ["--quiet"], timeout=600)
-    assert result.exit_code == 0, result.stderr[-2000:]
-    assert result.data["passed"] is True and result.data["reference"]["source"] == "reference.npz"
+
+def test_remote_bad_input_keeps_exit_2(out, sshd):
+    # a bundle holds no PyTorch model: fresh random samples need a runtime reference, which the remote names
+    r = run_cli("validate", str(out), "--remote", sshd["url"], "--remote-edgeport", REMOTE_EDGEPORT,
+                "--ssh-identity", sshd["key"], *(x for o in SSH_OPTIONS for x in ("--ssh-option", o)), "--samples", "2", timeout=600)
+    assert r.code == 2, r.output
+    assert "refused the input" in r.stderr and "--reference" in r.stderr and "Traceback" not in r.output
+
+
+def test_remote_validate_refuses_local_only_options(out, tmp_path):
+    r = run_cli("validate", str(out), "--remote", "ssh://nobody@127.0.0.1:1", "--junit", str(tmp_path / "j.xml"))
+    assert r.code == 2 and "--junit cannot be used with --remote" in r.stderr, r.output
+    assert not (tmp_path / "j.xml").exists()
 
 
 def test_remote_failure_is_a_one_line_error(out, tmp_path):

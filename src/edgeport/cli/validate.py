@@ -39,6 +39,10 @@ def validate(
     no_config: bool = typer.Option(False, "--no-config", help="Ignore config files."),
     keep_outputs: Optional[Path] = typer.Option(None, "--keep-outputs", help="Keep every runtime's outputs as .npz files in this folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the one-line verdict."),
+    remote: Optional[str] = typer.Option(None, "--remote", help="Validate on another machine: ssh://user@host[:port] (needs edgeport\\[device] there); the bundle is made and copied for you."),
+    remote_edgeport: str = typer.Option("edgeport", "--remote-edgeport", help="The edgeport command on the remote machine."),
+    ssh_option: Optional[list[str]] = typer.Option(None, "--ssh-option", help="Extra ssh -o KEY=VALUE (repeat)."),
+    ssh_identity: Optional[Path] = typer.Option(None, "--ssh-identity", help="Private key for --remote."),
 ) -> None:
     """Check numerical parity of every artifact on every runtime against the reference; fail the build on drift."""
     from edgeport.cli.common import console, err_console, split_list
@@ -51,7 +55,32 @@ def validate(
     if len(paths) not in (1, 2):
         raise UsageError(f"validate takes an output folder or two model files, got {len(paths)} paths",
                          "edgeport validate OUT, or edgeport validate A.onnx B.tflite")
+    if remote:
+        if len(paths) != 1:
+            raise UsageError("--remote validates one output folder or bundle", "edgeport validate OUT --remote ssh://user@host")
+        for flag, val in (("--inputs-npz", inputs_npz), ("--images", images), ("--junit", junit), ("--markdown", markdown),
+                          ("--keep-outputs", keep_outputs)):
+            if val is not None:
+                raise UsageError(f"{flag} cannot be used with --remote", "validate remotely with --json, or run it on the device")
+        args: list[str] = ["--quiet", "--no-config"]
+        for flag, val in (("--reference", reference), ("--samples", samples), ("--seed", seed), ("--stat", statistic),
+                          ("--threads", threads), ("--jobs", jobs), ("--timeout", timeout)):
+            if val is not None:
+                args += [flag, str(val)]
+        for flag, vals in (("--atol", atol), ("--rtol", rtol), ("--artifact", artifacts), ("--runtime", runtimes)):
+            for v in vals or []:
+                args += [flag, v]
+        if localize:
+            args.append("--localize")
+        _validate_remote(paths[0], remote, remote_edgeport, ssh_option, ssh_identity, args, json_out, quiet)
+    from edgeport.fsutil import check_writable
+
     cfg = ValidateConfig() if no_config else load_config(config)
+    for path, what in ((json_out, "--json"), (junit, "--junit"), (markdown, "--markdown")):
+        if path is not None:
+            check_writable(path, what)  # before minutes of runs, not after
+    if keep_outputs is not None:
+        check_writable(keep_outputs, "--keep-outputs", folder=True)
     run = cfg.run
     cfg.tolerances.add_cli(atol, rtol, statistic)
     opts = ValidateOptions(
@@ -71,10 +100,10 @@ def validate(
         timeout=float(timeout or run.get("timeout", DEFAULT_TIMEOUT)),
         localize=localize or bool(run.get("localize", False)),
         keep_outputs=str(keep_outputs) if keep_outputs else None,
-        progress=None if quiet else (lambda msg: err_console.print(f"[dim]{msg}[/]", highlight=False)),
+        progress=None if quiet else (lambda msg: err_console.print(msg, style="dim", markup=False, highlight=False)),
     )
     if cfg.source and not quiet:
-        err_console.print(f"[dim]settings from {cfg.source}[/]", highlight=False)
+        err_console.print(f"settings from {cfg.source}", style="dim", markup=False, highlight=False)
     if len(paths) == 1:
         from edgeport.bundle import resolve_target
 
@@ -93,3 +122,72 @@ def validate(
     else:
         print_console(report, console)
     raise typer.Exit(report.exit_code)
+
+
+def _validate_remote(target: Path, url: str, remote_edgeport: str, ssh_option, ssh_identity, args: list[str],
+                     json_out: Optional[Path], quiet: bool) -> None:
+    """Bundle TARGET if needed, run ``edgeport validate`` on the remote machine, show and keep its JSON."""
+    import json
+    import tempfile
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from edgeport.bundle import is_bundle, pack
+    from edgeport.cli.common import console, err_console
+    from edgeport.errors import InputError, OutputError, RuntimeFailure, UsageError
+    from edgeport.fsutil import atomic_write_text
+    from edgeport.remote import parse_ssh_url, run_remote
+
+    where = parse_ssh_url(url, identity=str(ssh_identity) if ssh_identity else None, options=list(ssh_option or []),
+                          edgeport=remote_edgeport)
+    if not target.exists():
+        raise InputError(f"{target} does not exist", "pass an edgeport convert output folder or a bundle")
+    with tempfile.TemporaryDirectory(prefix="edgeport-remote-") as tmp:
+        if is_bundle(target):
+            bundle = target
+        elif target.is_dir():
+            bundle = Path(tmp) / "model.bundle.tar.gz"
+            pack(target, bundle, None)
+        else:
+            raise UsageError(f"--remote needs a convert output folder or a bundle, not {target.name}",
+                             "run edgeport bundle OUT -o model.bundle.tar.gz first")
+        if not quiet:
+            err_console.print(f"… running edgeport validate on {where.label()}", style="dim", markup=False, highlight=False)
+        result = run_remote(where, "validate", bundle, args, timeout=3600.0)
+    doc = result.data or {}
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list) or "exit_code" not in doc:
+        raise RuntimeFailure(f"edgeport validate on {where.label()} returned JSON that is not a validate report",
+                             "check that the remote edgeport is the same version as this one")
+    doc["remote"] = result.remote
+    if json_out is not None:
+        try:
+            atomic_write_text(json_out, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+        except OSError as exc:
+            raise OutputError(f"cannot write {json_out}: {exc.strerror or exc}", "choose a writable path") from None
+    if not quiet:
+        table = Table(title=Text(f"edgeport validate on {where.label()}"), title_justify="left")
+        for col in ("artifact", "runtime", "status", "worst output", "max abs err", "cosine"):
+            table.add_column(col)
+        for r in doc["results"]:
+            outs = [o for o in r.get("outputs") or [] if isinstance(o, dict)]
+            worst = max(outs, key=lambda o: _metric(o, "max_abs"), default={})
+            m = worst.get("metrics") if isinstance(worst.get("metrics"), dict) else {}
+            table.add_row(*(Text(str(v)) for v in (r.get("artifact", ""), r.get("runtime", ""), r.get("status", ""),
+                                                  worst.get("name", ""), _fmt(m.get("max_abs")), _fmt(m.get("cosine")))))
+        console.print(table)
+    console.print(str(doc.get("summary", "")), markup=False, highlight=False)
+    code = doc.get("exit_code")
+    raise typer.Exit(code if code in (0, 1, 3) else 3)
+
+
+def _metric(output: dict, name: str) -> float:
+    m = output.get("metrics") if isinstance(output.get("metrics"), dict) else {}
+    try:
+        return float(m.get(name))
+    except (TypeError, ValueError):
+        return float("inf")  # "nan"/"inf"/missing sort as the worst
+
+
+def _fmt(v) -> str:
+    return f"{v:.3g}" if isinstance(v, (int, float)) else ("" if v is None else str(v))
