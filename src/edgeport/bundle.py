@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from edgeport import __version__
-from edgeport.errors import InputError, ManifestError, SecurityError, UsageError
+from edgeport.errors import InputError, ManifestError, OutputError, SecurityError, UsageError
 from edgeport.manifest import MANIFEST_NAME, Artifact, Manifest
 
 BUNDLE_SCHEMA = "edgeport.bundle/1"
@@ -111,8 +111,11 @@ def pack(out_dir: str | os.PathLike, dest: str | os.PathLike, artifacts: list[st
     dest = Path(dest)
     if dest.is_dir():
         raise UsageError(f"-o {dest} is a folder", "name the bundle file, e.g. -o model.bundle.tar.gz")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {dest}: {exc.strerror or exc}", "choose a writable path with -o") from None
     result = PackResult(dest, [a.name for a in chosen])
     try:
         with os.fdopen(fd, "wb") as raw:
@@ -126,9 +129,13 @@ def pack(out_dir: str | os.PathLike, dest: str | os.PathLike, artifacts: list[st
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp_name, dest)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
+        if isinstance(exc, OSError):
+            if exc.filename not in (None, tmp_name, str(dest)):  # reading an artifact failed
+                raise InputError(f"cannot read {exc.filename}: {exc.strerror or exc}", "re-run edgeport convert") from None
+            raise OutputError(f"cannot write {dest}: {exc.strerror or exc}", "choose another path with -o, or free space") from None
         raise
     result.size_bytes = dest.stat().st_size
     return result

@@ -116,3 +116,31 @@ def staging_dir(parent: str | os.PathLike, prefix: str = ".staging-") -> Iterato
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_writable(path: str | os.PathLike, what: str, *, folder: bool = False) -> None:
+    """Fail early, before any work, when ``path`` cannot be created or replaced.
+
+    The nearest existing ancestor must be a folder we may write to; an existing ``path`` must be a file
+    (or, with ``folder``, a folder). Raises OutputError (exit 2). Root passes the permission test
+    regardless of the mode bits; the later write still reports its own error.
+    """
+    from edgeport.errors import OutputError
+
+    p = Path(path).expanduser()
+    hint = f"choose another {what} path"
+    if p.exists():
+        if folder and not p.is_dir():
+            raise OutputError(f"cannot write {what} {p}: it exists and is not a folder", hint)
+        if not folder and p.is_dir():
+            raise OutputError(f"cannot write {what} {p}: it is a folder", hint)
+        if not os.access(p if folder else p.parent, os.W_OK):
+            raise OutputError(f"cannot write {what} {p}: the folder is not writable", hint)
+        return
+    parent = p.parent
+    while not parent.exists() and not parent.is_symlink() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {what} {p}: {parent} is not a folder", hint)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {what} {p}: {parent} is not writable", hint)

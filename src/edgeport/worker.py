@@ -137,6 +137,7 @@ def run_in_worker(
         cmd = [exe, str(script), str(job), str(res)] if script else [exe, "-m", "edgeport.worker", str(job), str(res)]
         child_env = dict(os.environ)
         child_env.update(_CHILD_ENV)
+        child_env["EDGEPORT_WORKER_PARENT"] = str(os.getpid())
         if env:
             child_env.update(env)
         if script is None:
@@ -245,6 +246,46 @@ def _install_network_guard() -> None:
     sys.addaudithook(hook)
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel SIGKILLs this worker when the command that started it dies (even by SIGKILL), so a
+    killed ``edgeport convert`` leaves no converter running on into its output folder."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    parent = os.environ.get("EDGEPORT_WORKER_PARENT", "")
+    if parent.isdigit() and os.getppid() != int(parent):  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _inject_fault(target: str, kwargs: dict) -> None:
+    """Test hook for tests/e2e/test_fault_injection.py, inert unless ``EDGEPORT_FAULT`` is set.
+
+    ``EDGEPORT_FAULT=MATCH:KIND``: a worker whose target or JSON arguments contain MATCH does its work, then,
+    before reporting, dies by SIGKILL (``kill``), ``abort``, SIGSEGV (``segv``), or hangs (``hang``).
+    """
+    spec = os.environ.get("EDGEPORT_FAULT")
+    if not spec or ":" not in spec:
+        return
+    match, _, kind = spec.rpartition(":")
+    if match not in target + " " + json.dumps(kwargs, sort_keys=True):
+        return
+    sys.stdout.flush()
+    if kind == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "abort":
+        os.abort()
+    elif kind == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif kind == "hang":
+        while True:
+            time.sleep(3600)
+
+
 def _write_result(path: str, payload: dict) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as fh:
@@ -276,6 +317,7 @@ def child_main(argv: list[str]) -> int:
     import importlib
 
     faulthandler.enable()
+    _die_with_parent()
     job_path, result_path = argv[0], argv[1]
     _install_network_guard()
     job = json.loads(Path(job_path).read_text())
@@ -283,6 +325,7 @@ def child_main(argv: list[str]) -> int:
         module_name, func_name = job["target"].split(":")
         func = getattr(importlib.import_module(module_name), func_name)
         value = func(**job.get("kwargs", {}))
+        _inject_fault(job["target"], job.get("kwargs", {}))
         _write_result(result_path, {"ok": True, "value": value})
         return 0
     except EdgeportError as exc:

@@ -11,24 +11,38 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import struct
 import sys
 import tarfile
 import textwrap
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+
+
+MATRIX = "matrix"  # tag: a redundant combination (same code path as a kept case); run by the slow test only
 
 
 @dataclass
 class Case:
     id: str
-    argv: list[str]  # "{out}" is replaced by a fresh output path
+    argv: list[str]  # "{out}" is replaced by a fresh output path, "{OUT}" by a fresh copy of a converted folder
     code: int
     fragment: str
     out_must_not_exist: bool = True
     tags: list[str] = field(default_factory=list)
+    prepare: Callable[[Path], None] | None = None  # damages the "{OUT}" copy before the command runs
+    one_line: bool = True  # False: the command reports per artifact (a table); the fragment is looked for in all output
+
+    @property
+    def needs_out(self) -> bool:
+        """True when the case runs on a copy of a converted output folder (sample:tiny_cnn --to onnx)."""
+        return self.prepare is not None or any("{OUT}" in a for a in self.argv)
 
 
 def _py(dirpath: Path, name: str, body: str) -> Path:
@@ -297,15 +311,455 @@ def out_folder_cases(d: Path) -> list[Case]:
     ]
 
 
+# ------------------------------------------------------------------------------------------ bundles
+
+_FIXED_MTIME = 315532800
+
+
+def _io_json() -> dict:
+    from edgeport.spec import IOSpec, TensorSpec
+
+    return IOSpec([TensorSpec("x", (1, 4), "float32", ref_name="x")], [TensorSpec("y", (1, 4), "float32", ref_name="y")]).to_json()
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _bundle_parts(d: Path) -> dict[str, bytes]:
+    """The files of a small, valid bundle: good.onnx (Relu on x[1,4]), its reference data, a manifest."""
+    from edgeport.refdata import save_reference
+
+    onnx_bytes = (d / "good.onnx").read_bytes()
+    x = np.random.default_rng(3).standard_normal((1, 4)).astype(np.float32)
+    ref_path = d / "_bundle_reference.npz"
+    save_reference(ref_path, [{"x": x}], [{"y": np.maximum(x, 0)}])
+    ref = ref_path.read_bytes()
+    ref_path.unlink()
+    return {"model.onnx": onnx_bytes, "reference.npz": ref}
+
+
+def _bundle_manifest(parts: dict[str, bytes], edit: Callable[[dict], None] | None = None) -> bytes:
+    data = {
+        "schema": "edgeport.manifest/1", "edgeport_version": "0.1.0", "created": "1980-01-01T00:00:00Z",
+        "model": {"source": "corpus", "source_sha256": "", "io": _io_json(), "dims": {}},
+        "reference": {"path": "reference.npz", "sha256": _sha(parts["reference.npz"]), "runtime": "torch_eager", "samples": 1},
+        "artifacts": [{"name": "onnx", "format": "onnx", "path": "model.onnx", "sha256": _sha(parts["model.onnx"]),
+                       "size_bytes": len(parts["model.onnx"]), "io": _io_json(), "parent": "pytorch"}],
+        "attempts": [], "tools": {}, "extra": {"bundle": {"schema": "edgeport.bundle/1"}},
+    }
+    if edit:
+        edit(data)
+    return (json.dumps(data, indent=2) + "\n").encode()
+
+
+def _reg(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes | None]:
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.mtime, ti.mode, ti.type = len(data), _FIXED_MTIME, 0o644, tarfile.REGTYPE
+    return ti, data
+
+
+def _special(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, bytes | None]:
+    ti = tarfile.TarInfo(name)
+    ti.type, ti.linkname, ti.mtime, ti.mode = kind, linkname, _FIXED_MTIME, 0o644
+    if kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+        ti.devmajor, ti.devminor = 1, 3
+    return ti, None
+
+
+def _write_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], mode: str = "w:gz") -> Path:
+    with tarfile.open(path, mode, format=tarfile.PAX_FORMAT) as tar:
+        for ti, data in members:
+            tar.addfile(ti, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def _bundles(d: Path) -> dict[str, Path]:
+    """Good and bad bundles, built with tarfile by hand."""
+    b = d / "bundles"
+    b.mkdir(exist_ok=True)
+    parts = _bundle_parts(d)
+    manifest = _bundle_manifest(parts)
+    good = [_reg("manifest.json", manifest)] + [_reg(n, data) for n, data in parts.items()]
+    out: dict[str, Path] = {}
+
+    def tar(name: str, members, mode: str = "w:gz") -> None:
+        out[name] = _write_tar(b / f"{name}.bundle.tar.gz" if mode == "w:gz" else b / f"{name}.bundle.tar", members, mode)
+
+    tar("good", good)
+    tar("good-plain", good, "w")
+    blob = out["good"].read_bytes()
+    out["empty"] = b / "empty.bundle.tar.gz"
+    out["empty"].write_bytes(b"")
+    out["garbage"] = b / "garbage.bundle.tar.gz"
+    out["garbage"].write_bytes(np.random.default_rng(4).bytes(2000))
+    out["truncated"] = b / "truncated.bundle.tar.gz"
+    out["truncated"].write_bytes(blob[: len(blob) * 6 // 10])
+    plain_path = out.pop("good-plain")
+    with tarfile.open(plain_path) as t:
+        last = t.getmembers()[-1]
+        cut = last.offset_data + last.size // 2  # in the middle of the last member's data
+    out["truncated-plain"] = b / "truncated-plain.bundle.tar"
+    out["truncated-plain"].write_bytes(plain_path.read_bytes()[:cut])
+    plain_path.unlink()
+    out["gzip-not-tar"] = b / "gzip-not-tar.bundle.tar.gz"
+    import gzip
+
+    out["gzip-not-tar"].write_bytes(gzip.compress(b"not a tar archive " * 100, mtime=0))
+    evil_target = "/tmp/edgeport-corpus-escaped.txt"
+    tar("dotdot", good + [_reg("../edgeport-corpus-escaped.txt", b"escaped")])
+    tar("dotdot-nested", [_reg("manifest.json", manifest), _reg("model/../../edgeport-corpus-escaped.txt", b"escaped")])
+    tar("absolute", good + [_reg(evil_target, b"escaped")])
+    tar("symlink", [_reg("manifest.json", manifest), _special("model.onnx", tarfile.SYMTYPE, "/etc/passwd"),
+                    _reg("reference.npz", parts["reference.npz"])])
+    tar("symlink-dir", [_special("sub", tarfile.SYMTYPE, "/tmp"), _reg("sub/edgeport-corpus-escaped.txt", b"escaped")] + good)
+    tar("hardlink", [_reg("manifest.json", manifest), _special("model.onnx", tarfile.LNKTYPE, "/etc/passwd"),
+                     _reg("reference.npz", parts["reference.npz"])])
+    tar("device", good + [_special("dev-null", tarfile.CHRTYPE)])
+    tar("fifo", good + [_special("pipe", tarfile.FIFOTYPE)])
+    tar("duplicate", good + [_reg("model.onnx", b"second copy")])
+    tar("no-manifest", [_reg(n, data) for n, data in parts.items()])
+    tar("manifest-not-json", [_reg("manifest.json", b"{ this is not json")] + good[1:])
+    tar("manifest-wrong-schema", [_reg("manifest.json", _bundle_manifest(parts, lambda m: m.update(schema="something/9")))] + good[1:])
+    tar("manifest-escape", [_reg("manifest.json", _bundle_manifest(parts, lambda m: m["artifacts"][0].update(path="../../../etc/passwd")))]
+        + good[1:])
+    tar("tampered", [_reg("manifest.json", manifest), _reg("model.onnx", parts["model.onnx"][:-4] + b"\x00\x00\x00\x00"),
+                     _reg("reference.npz", parts["reference.npz"])])
+    tar("unlisted", good + [_reg("run_me.sh", b"#!/bin/sh\necho hi\n")])
+    tar("no-sha", [_reg("manifest.json", _bundle_manifest(parts, lambda m: m["artifacts"][0].update(sha256="")))] + good[1:])
+    tar("missing-artifact", [_reg("manifest.json", manifest), _reg("reference.npz", parts["reference.npz"])])
+    return out
+
+
 def tarball_cases(d: Path) -> list[Case]:
-    """Tarballs for commands that read bundles (validate/bench); filled in by those commands' tests."""
-    _ = (io, tarfile, json)
-    return []
+    """Bundles (edgeport bundle's .tar.gz) that validate, bench and bundle must refuse with exit 2, writing nothing.
+
+    Needs the ONNX files of :func:`build` in ``d``.
+    """
+    b = _bundles(d)
+    expect = {  # bundle -> fragment of the one-line error (exit 2 for all of them)
+        "empty": "not a readable bundle",
+        "garbage": "not a readable bundle",
+        "gzip-not-tar": "not a readable bundle",
+        "truncated": "truncated or corrupt",
+        "truncated-plain": "truncated",
+        "dotdot": "escapes the extraction folder",
+        "dotdot-nested": "escapes the extraction folder",
+        "absolute": "absolute path",
+        "symlink": "symbolic link",
+        "symlink-dir": "symbolic link",
+        "hardlink": "hard link",
+        "device": "device file",
+        "fifo": "FIFO",
+        "duplicate": "appears twice",
+        "no-manifest": "has no manifest.json",
+        "manifest-not-json": "not valid JSON",
+        "manifest-wrong-schema": "not an edgeport manifest",
+        "manifest-escape": "points outside",
+        "tampered": "does not match its sha256",
+        "unlisted": "does not list",
+        "no-sha": "has no sha256",
+        "missing-artifact": "is missing",
+    }
+    cases = []
+    core = ("empty", "truncated", "dotdot", "absolute", "symlink", "hardlink", "device", "no-manifest", "tampered")
+    for name, fragment in expect.items():
+        path = str(b[name])
+        cases.append(Case(f"bundle-{name}-validate", ["validate", path], 2, fragment, tags=["bundle"]))
+        # bench opens bundles through the same code: the whole list runs in the slow matrix
+        cases.append(Case(f"bundle-{name}-bench", ["bench", path, "--runs", "1", "--warmup", "0"], 2, fragment,
+                          tags=["bundle"] + ([] if name in core else [MATRIX])))
+    for name in ("truncated", "dotdot", "symlink", "tampered", "unlisted"):
+        cases.append(Case(f"bundle-{name}-check", ["bundle", str(b[name])], 2, expect[name], tags=["bundle"]))
+        cases.append(Case(f"bundle-{name}-extract", ["bundle", str(b[name]), "-o", "{out}"], 2, expect[name], tags=["bundle"]))
+    return cases
+
+
+# ------------------------------------------------------------------------------------------ manifests
+
+
+def _edit_manifest(edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    def prepare(out: Path) -> None:
+        p = out / "manifest.json"
+        data = json.loads(p.read_text())
+        edit(data)
+        p.write_text(json.dumps(data, indent=2))
+    return prepare
+
+
+def _write(rel: str, data: bytes) -> Callable[[Path], None]:
+    def prepare(out: Path) -> None:
+        (out / rel).write_bytes(data)
+    return prepare
+
+
+def _remove(rel: str) -> Callable[[Path], None]:
+    def prepare(out: Path) -> None:
+        (out / rel).unlink()
+    return prepare
+
+
+def _append(rel: str, data: bytes) -> Callable[[Path], None]:
+    def prepare(out: Path) -> None:
+        with open(out / rel, "ab") as fh:
+            fh.write(data)
+    return prepare
+
+
+def _symlink(rel: str, target: str) -> Callable[[Path], None]:
+    def prepare(out: Path) -> None:
+        (out / rel).unlink()
+        os.symlink(target, out / rel)
+    return prepare
+
+
+def _onnx_entry(m: dict) -> dict:
+    return next(a for a in m["artifacts"] if a["name"] == "onnx")
+
+
+def manifest_cases(d: Path) -> list[Case]:
+    """A converted folder ({OUT}: sample:tiny_cnn --to onnx) whose manifest or artifacts were damaged afterwards.
+
+    Every command that reads a manifest refuses with exit 2 and leaves the folder as it was.
+    """
+    _ = d
+    damage: list[tuple[str, Callable[[Path], None], str]] = [
+        ("missing", _remove("manifest.json"), "no manifest.json"),
+        ("empty", _write("manifest.json", b""), "not valid JSON"),
+        ("not-json", _write("manifest.json", b"{\"schema\": \"edgeport.manifest/1\", "), "not valid JSON"),
+        ("binary", _write("manifest.json", b"\xff\xfe\x00garbage\x80"), "not valid JSON"),
+        ("a-list", _write("manifest.json", b"[]"), "not an edgeport manifest"),
+        ("wrong-schema", _edit_manifest(lambda m: m.update(schema="edgeport.manifest/999")), "not an edgeport manifest"),
+        ("artifacts-not-list", _edit_manifest(lambda m: m.update(artifacts=5)), "malformed"),
+        ("artifact-no-path", _edit_manifest(lambda m: _onnx_entry(m).pop("path")), "malformed"),
+        ("artifact-bad-io", _edit_manifest(lambda m: _onnx_entry(m).update(io="oops")), "malformed"),
+        ("dims-wrong-type", _edit_manifest(lambda m: m["model"].update(dims={"N": "many"})), "malformed"),
+        ("duplicate-name", _edit_manifest(lambda m: m["artifacts"].append(dict(_onnx_entry(m)))), "twice"),
+        ("path-escape", _edit_manifest(lambda m: _onnx_entry(m).update(path="../../../../etc/passwd")), "points outside"),
+        ("path-absolute", _edit_manifest(lambda m: _onnx_entry(m).update(path="/etc/passwd")), "points outside"),
+        ("symlink-escape", _symlink("model.onnx", "/etc/passwd"), "points outside"),
+    ]
+    commands = {
+        "validate": ["validate", "{OUT}"],
+        "bench": ["bench", "{OUT}", "--runs", "1", "--warmup", "0"],
+        "bundle": ["bundle", "{OUT}", "-o", "{out}"],
+        "quantize": ["quantize", "{OUT}", "--modes", "ort-dynamic"],
+    }
+    cases = []
+    core = ("missing", "not-json", "wrong-schema", "artifact-bad-io", "path-escape", "symlink-escape")
+    for name, prepare, fragment in damage:
+        for cmd, argv in commands.items():
+            # every command reads manifests through Manifest.load: validate gets every damage, the others the
+            # core list; the full cross product runs in the slow matrix
+            tags = ["manifest"] + ([] if cmd == "validate" or name in core else [MATRIX])
+            cases.append(Case(f"manifest-{name}-{cmd}", list(argv), 2, fragment, prepare=prepare, tags=tags))
+    # An artifact changed or removed after convert: bundle and quantize refuse it (they would ship or quantize
+    # a file the manifest does not describe).
+    for name, prepare, fragment in (("artifact-edited", _append("model.onnx", b"\x00edited"), "does not match its sha256"),
+                                    ("artifact-missing", _remove("model.onnx"), "is missing"),
+                                    ("reference-edited", _append("reference.npz", b"\x00"), "does not match its sha256")):
+        for cmd in ("bundle", "quantize"):
+            cases.append(Case(f"manifest-{name}-{cmd}", list(commands[cmd]), 2, fragment, prepare=prepare, tags=["manifest"]))
+    # validate and bench measure what is there: the mismatch is a note, the damaged artifact a failed row
+    # (exit 3: "an artifact failed to load"), and the other rows still run.
+    for name, prepare, fragment in (("artifact-edited", _append("model.onnx", b"\x00edited"), "does not match its sha256"),
+                                    ("artifact-missing", _remove("model.onnx"), "model.onnx is missing")):
+        cases.append(Case(f"manifest-{name}-validate", ["validate", "{OUT}", "--reference", "stored"], 3, fragment,
+                          prepare=prepare, one_line=False, tags=["manifest"]))
+        cases.append(Case(f"manifest-{name}-bench", list(commands["bench"]), 3, fragment, prepare=prepare, one_line=False,
+                          tags=["manifest"]))
+    return cases
+
+
+# ------------------------------------------------------------------------------------------ images
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _image_folders(d: Path) -> dict[str, Path]:
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    good = []
+    for fmt in ("PNG", "JPEG"):
+        buf = io.BytesIO()
+        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(buf, fmt)
+        good.append(buf.getvalue())
+    png, jpg = good
+    idat = png.index(b"IDAT")
+    broken_crc = bytearray(png)
+    broken_crc[idat + 12] ^= 0xFF
+    bomb = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)) + _png_chunk(b"IEND", b"")
+    bad = {
+        "empty-png": ("bad.png", b""),
+        "empty-jpg": ("bad.jpg", b""),
+        "truncated-png": ("bad.png", png[: len(png) // 2]),
+        "truncated-png-header": ("bad.png", png[:20]),
+        "truncated-jpg": ("bad.jpg", jpg[: len(jpg) // 2]),
+        "garbage-jpg": ("bad.jpg", np.random.default_rng(6).bytes(1000)),
+        "text-png": ("bad.png", b"this is not an image\n"),
+        "broken-crc-png": ("bad.png", bytes(broken_crc)),
+        "decompression-bomb-png": ("bad.png", bomb),
+    }
+    out = {}
+    for kind, (name, data) in bad.items():
+        f = d / "images" / kind
+        f.mkdir(parents=True, exist_ok=True)
+        (f / "a_good.png").write_bytes(png)
+        (f / "b_good.jpg").write_bytes(jpg)
+        (f / name).write_bytes(data)
+        out[kind] = f
+    empty = d / "images" / "no-images"
+    empty.mkdir(parents=True, exist_ok=True)
+    (empty / "readme.txt").write_text("no images here\n")
+    out["no-images"] = empty
+    return out
+
+
+def image_cases(d: Path) -> list[Case]:
+    """Calibration folders (quantize --calibration) and validate --images folders with one bad image each."""
+    folders = _image_folders(d)
+    cases = []
+    for kind, folder in folders.items():
+        fragment = "holds no images" if kind == "no-images" else "cannot read image"
+        cases.append(Case(f"images-{kind}-quantize", ["quantize", "{OUT}", "--modes", "ort-qdq", "--calibration", str(folder)],
+                          2, fragment, tags=["images"]))
+        if kind in ("truncated-png", "garbage-jpg", "decompression-bomb-png", "no-images"):
+            cases.append(Case(f"images-{kind}-validate", ["validate", "{OUT}", "--images", str(folder)], 2, fragment, tags=["images"]))
+    return cases
+
+
+# ------------------------------------------------------------------------------------------ config files
+
+
+def config_cases(d: Path) -> list[Case]:
+    """validate --config files with unknown keys, wrong types or broken syntax: exit 2 before anything runs."""
+    c = d / "configs"
+    c.mkdir(exist_ok=True)
+    files = {
+        "unknown-key": ("edgeport.toml", "[validate]\natoll = 1e-4\n", "unknown key 'atoll'"),
+        "unknown-key-in-output": ("edgeport.toml", "[validate.outputs.logits]\natoll = 1e-3\n", "unknown key 'atoll'"),
+        "unknown-key-pyproject": ("pyproject.toml", "[tool.edgeport.validate]\nsampels = 4\n", "unknown key 'sampels'"),
+        "samples-string": ("edgeport.toml", "[validate]\nsamples = \"four\"\n", "samples = 'four' is not valid"),
+        "samples-zero": ("edgeport.toml", "[validate]\nsamples = 0\n", "is not valid"),
+        "seed-float": ("edgeport.toml", "[validate]\nseed = 1.5\n", "is not valid"),
+        "timeout-bool": ("edgeport.toml", "[validate]\ntimeout = true\n", "is not valid"),
+        "localize-string": ("edgeport.toml", "[validate]\nlocalize = \"yes\"\n", "is not valid"),
+        "runtimes-ints": ("edgeport.toml", "[validate]\nruntimes = [1, 2]\n", "is not valid"),
+        "atol-string": ("edgeport.toml", "[validate]\natol = \"tight\"\n", "is not a number"),
+        "atol-negative": ("edgeport.toml", "[validate]\natol = -1.0\n", "non-negative"),
+        "atol-nan": ("edgeport.toml", "[validate]\natol = nan\n", "non-negative"),
+        "atol-table": ("edgeport.toml", "[validate.atol]\nx = 1\n", "is not a number"),
+        "min-cosine-list": ("edgeport.toml", "[validate]\nmin_cosine = [1]\n", "is not a number"),
+        "statistic-number": ("edgeport.toml", "[validate]\nstatistic = 5\n", "statistic"),
+        "statistic-unknown": ("edgeport.toml", "[validate]\nstatistic = \"p999x\"\n", "statistic"),
+        "outputs-not-table": ("edgeport.toml", "[validate]\noutputs = 3\n", "must hold tables"),
+        "variants-not-table": ("edgeport.toml", "[validate.variants]\nint8 = 5\n", "must hold tables"),
+        "validate-not-table": ("edgeport.toml", "validate = 3\n", "is not a table"),
+        "tool-not-table": ("pyproject.toml", "tool = \"x\"\n", "is not a table"),
+        "edgeport-not-table": ("pyproject.toml", "[tool]\nedgeport = 5\n", "is not a table"),
+        "bad-toml": ("edgeport.toml", "[validate\natol = \n", "not valid TOML"),
+        "binary": ("edgeport.toml", b"\xff\xfe\x00\x80garbage", "cannot read"),
+    }
+    cases = []
+    for name, (fname, text, fragment) in files.items():
+        folder = c / name
+        folder.mkdir(exist_ok=True)
+        p = folder / fname
+        if isinstance(text, bytes):
+            p.write_bytes(text)
+        else:
+            p.write_text(text)
+        cases.append(Case(f"config-{name}", ["validate", "{OUT}", "--config", str(p)], 2, fragment, tags=["config"]))
+    cases.append(Case("config-missing", ["validate", "{OUT}", "--config", str(c / "nope.toml")], 2, "does not exist", tags=["config"]))
+    cases.append(Case("config-is-folder", ["validate", "{OUT}", "--config", str(c)], 2, "does not exist", tags=["config"]))
+    return cases
+
+
+# ------------------------------------------------------------------------------------------ model files and outputs
+
+
+def model_file_cases(d: Path) -> list[Case]:
+    """Corrupt .onnx / .tflite files given to validate (two files) and bench (one file). Needs :func:`build`'s files."""
+    (d / "empty.tflite").write_bytes(b"")
+    (d / "garbage.tflite").write_bytes(np.random.default_rng(7).bytes(700))
+    # a flatbuffer-looking file: a root offset, the TFL3 identifier, then nonsense tables
+    (d / "fake_flatbuffer.tflite").write_bytes(struct.pack("<I", 16) + b"TFL3" + bytes(range(8, 256)) * 4)
+    good = str(d / "good.onnx")
+    files = {"empty-onnx": "empty.onnx", "truncated-onnx": "truncated.onnx", "garbage-onnx": "garbage.onnx", "text-onnx": "text.onnx",
+             "empty-tflite": "empty.tflite", "garbage-tflite": "garbage.tflite", "zeros-tflite": "model.tflite",
+             "fake-flatbuffer-tflite": "fake_flatbuffer.tflite"}
+    cases = []
+    for name, fname in files.items():
+        p = str(d / fname)
+        cases.append(Case(f"validate-{name}-as-candidate", ["validate", good, p], 2, fname, tags=["model-file"]))
+        if name in ("empty-onnx", "garbage-onnx", "garbage-tflite", "fake-flatbuffer-tflite"):
+            cases.append(Case(f"validate-{name}-as-reference", ["validate", p, good], 2, fname, tags=["model-file"]))
+            cases.append(Case(f"bench-{name}", ["bench", p, "--runs", "1", "--warmup", "0"], 2, fname, tags=["model-file"]))
+    # names that look like rich console markup are printed as they are (a stray "[/]" once crashed the error printer)
+    marked = d / "bad[bold]name.onnx"
+    marked.write_bytes(b"")
+    cases += [
+        Case("markup-path-validate", ["validate", str(d / "no[/]such")], 2, "no[/]such does not exist", tags=["model-file"]),
+        Case("markup-path-bench", ["bench", str(d / "x[/bold]y.onnx")], 2, "x[/bold]y.onnx does not exist", tags=["model-file"]),
+        Case("markup-path-convert", ["convert", str(d / "m[red]x[/red].onnx"), "-o", "{out}"], 2, "m[red]x[/red].onnx",
+             tags=["model-file"]),
+        Case("markup-empty-model-validate", ["validate", good, str(marked)], 2, "bad[bold]name.onnx is empty", tags=["model-file"]),
+    ]
+    return cases
+
+
+def output_cases(d: Path) -> list[Case]:
+    """Output paths that cannot be written: under a regular file, into an existing folder, or (when not root)
+    under a folder without write permission. Exit 2 before any work, nothing written, the folder unchanged.
+
+    chmod does not stop root, so the read-only-folder cases are generated only for other users; the
+    under-a-file cases (ENOTDIR) fail for everyone.
+    """
+    blocker = d / "a_regular_file"
+    blocker.write_text("not a folder\n")
+    under = blocker / "sub"
+    cases = [
+        Case("output-bundle-under-file", ["bundle", "{OUT}", "-o", str(under / "m.bundle.tar.gz")], 2, "cannot write", tags=["output"]),
+        Case("output-bundle-is-folder", ["bundle", "{OUT}", "-o", str(d / "a_folder")], 2, "is a folder", out_must_not_exist=False,
+             tags=["output"]),
+        Case("output-validate-json-under-file", ["validate", "{OUT}", "--json", str(under / "r.json")], 2, "cannot write", tags=["output"]),
+        Case("output-validate-junit-under-file", ["validate", "{OUT}", "--junit", str(under / "r.xml")], 2, "cannot write", tags=["output"]),
+        Case("output-validate-keep-outputs-under-file", ["validate", "{OUT}", "--keep-outputs", str(under / "k")], 2, "cannot write",
+             tags=["output"]),
+        Case("output-bench-json-under-file", ["bench", "{OUT}", "--runs", "1", "--warmup", "0", "--json", str(under / "r.json")], 2,
+             "cannot write", tags=["output"]),
+        Case("output-bench-html-under-file", ["bench", "{OUT}", "--runs", "1", "--warmup", "0", "--html", str(under / "r.html")], 2,
+             "cannot write", tags=["output"]),
+        Case("output-quantize-json-under-file", ["quantize", "{OUT}", "--modes", "ort-dynamic", "--json", str(under / "r.json")], 2,
+             "cannot write", tags=["output"]),
+        Case("output-convert-under-file", ["convert", "sample:tiny_cnn", "-o", str(under / "out")], 2, "cannot write", tags=["output"]),
+    ]
+    if os.geteuid() != 0:
+        ro = d / "read_only"
+        ro.mkdir(exist_ok=True)
+        ro.chmod(0o500)
+        cases += [
+            Case("output-bundle-read-only", ["bundle", "{OUT}", "-o", str(ro / "m.bundle.tar.gz")], 2, "not writable", tags=["output"]),
+            Case("output-validate-read-only", ["validate", "{OUT}", "--json", str(ro / "r.json")], 2, "not writable", tags=["output"]),
+            Case("output-convert-read-only", ["convert", "sample:tiny_cnn", "-o", str(ro / "out")], 2, "not writable", tags=["output"]),
+        ]
+    return cases
+
+
+def reliability_cases(d: Path) -> list[Case]:
+    """Everything after :func:`build` that reads converted folders, bundles, images, configs and outputs."""
+    return tarball_cases(d) + manifest_cases(d) + image_cases(d) + config_cases(d) + model_file_cases(d) + output_cases(d)
 
 
 if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "bad-input-corpus")
-    all_cases = build(target) + out_folder_cases(target)
+    all_cases = build(target) + out_folder_cases(target) + reliability_cases(target)
     for c in all_cases:
-        print(f"{c.id:28s} exit {c.code}  {c.fragment!r:40s} edgeport {' '.join(c.argv)}")
+        prep = f"  [damage: {c.prepare.__qualname__}]" if c.prepare else ""
+        print(f"{c.id:28s} exit {c.code}  {c.fragment!r:40s} edgeport {' '.join(c.argv)}{prep}")
     print(f"{len(all_cases)} cases in {target}")

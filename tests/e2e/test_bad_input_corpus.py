@@ -1,18 +1,27 @@
 """Issue 7: every case of the generated bad-input corpus ends in a one-line error with the documented
-exit code, no traceback, and nothing left behind."""
+exit code, no traceback, and nothing left behind.
+
+Two groups: the model/option cases of ``build`` (convert), and the reliability cases (bundles,
+damaged manifests and artifacts, bad images, config files, corrupt model files, unwritable outputs)
+that run validate, bench, bundle and quantize, several of them on a copy of one converted folder
+(``sample:tiny_cnn --to onnx``, built once per module). Every case runs with its own TMPDIR, which
+must be empty afterwards (no extraction or worker folder left behind).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_cli
-from tests.corpus.generate import build, out_folder_cases
+from tests.corpus.generate import MATRIX, build, out_folder_cases, reliability_cases
 
 _CORPUS: dict = {}
+ESCAPED = Path("/tmp/edgeport-corpus-escaped.txt")  # where the path-traversal bundles try to write
 
 
 def _corpus(tmp_path_factory):
@@ -20,9 +29,8 @@ def _corpus(tmp_path_factory):
         d = tmp_path_factory.mktemp("corpus")
         _CORPUS["dir"] = d
         _CORPUS["cases"] = build(d) + out_folder_cases(d)
+        _CORPUS["reliability"] = reliability_cases(d)
     return _CORPUS
-
-
 
 
 @pytest.fixture(scope="module")
@@ -30,41 +38,107 @@ def corpus(tmp_path_factory):
     return _corpus(tmp_path_factory)
 
 
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory) -> Path:
+    """One real convert output folder (tiny_cnn to ONNX); cases work on copies of it."""
+    out = tmp_path_factory.mktemp("converted") / "out"
+    r = run_cli("convert", "sample:tiny_cnn", "--to", "onnx", "-o", str(out), timeout=600)
+    assert r.code == 0, r.output
+    return out
+
+
 def test_corpus_is_large_enough(corpus):
     assert len(corpus["cases"]) >= 60
+    assert len(corpus["reliability"]) >= 150
+    tags = {t for c in corpus["reliability"] for t in c.tags}
+    assert {"bundle", "manifest", "images", "config", "model-file", "output"} <= tags
+    print(f"\nbad-input corpus: {len(corpus['cases']) + len(corpus['reliability'])} cases")
 
 
 def test_every_bad_input_is_handled(corpus, tmp_path):
+    _run_cases(corpus["cases"], corpus["dir"], tmp_path, None, "corpus-report.json")
+
+
+def test_every_bad_bundle_manifest_image_config_and_output_is_handled(corpus, converted, tmp_path):
+    cases = [c for c in corpus["reliability"] if MATRIX not in c.tags]
+    _run_cases(cases, corpus["dir"], tmp_path, converted, "reliability-report.json")
+
+
+@pytest.mark.slow
+def test_the_full_matrix_of_bad_bundles_and_manifests_is_handled(corpus, converted, tmp_path):
+    """The same damage through every other command that reads bundles or manifests."""
+    cases = [c for c in corpus["reliability"] if MATRIX in c.tags]
+    _run_cases(cases, corpus["dir"], tmp_path, converted, "reliability-matrix-report.json")
+
+
+def _run_cases(cases, corpus_dir: Path, tmp_path: Path, converted: Path | None, report_name: str) -> None:
     failures = []
     results = []
-    for case in corpus["cases"]:
-        out = tmp_path / f"out-{case.id}"
-        argv = [a.replace("{out}", str(out)) for a in case.argv]
-        before = _snapshot(corpus["dir"])
-        r = run_cli(*argv, timeout=300)
+    ESCAPED.unlink(missing_ok=True)
+    for case in cases:
+        case_dir = tmp_path / case.id
+        case_dir.mkdir()
+        out = case_dir / "out"
+        temp = case_dir / "tmp"
+        temp.mkdir()
+        out_copy = None
+        if case.needs_out:
+            assert converted is not None, f"{case.id} needs a converted folder"
+            out_copy = case_dir / "OUT"
+            shutil.copytree(converted, out_copy, symlinks=True)
+            if case.prepare:
+                case.prepare(out_copy)
+        argv = [a.replace("{out}", str(out)).replace("{OUT}", str(out_copy)) for a in case.argv]
+        before = _snapshot(corpus_dir)
+        out_before = _snapshot(out_copy) if out_copy else None
+        r = run_cli(*argv, timeout=300, env={"TMPDIR": str(temp)})
         err = r.stderr.strip()
         problems = []
         if r.code != case.code:
             problems.append(f"exit {r.code} != {case.code}")
         if "Traceback" in r.output:
             problems.append("traceback printed")
-        if len(err.splitlines()) != 1:
-            problems.append(f"{len(err.splitlines())} stderr lines")
-        if case.fragment.lower() not in err.lower():
-            problems.append(f"missing {case.fragment!r}")
+        if case.one_line:
+            if len(err.splitlines()) != 1:
+                problems.append(f"{len(err.splitlines())} stderr lines")
+            if case.fragment.lower() not in err.lower():
+                problems.append(f"missing {case.fragment!r}")
+        elif case.fragment.lower() not in r.output.lower():
+            problems.append(f"missing {case.fragment!r} in the report")
         if case.out_must_not_exist and out.exists():
-            problems.append(f"left {sorted(p.name for p in out.iterdir())} behind")
-        if _snapshot(corpus["dir"]) != before:
+            problems.append(f"left {sorted(p.name for p in out.iterdir()) if out.is_dir() else 'a file'} behind")
+        if _snapshot(corpus_dir) != before:
             problems.append("modified the user's files")
-        results.append({"id": case.id, "exit": r.code, "error": err})
+        if out_copy is not None and _snapshot(out_copy) != out_before:
+            problems.append(f"modified the converted folder: {_diff(out_before, _snapshot(out_copy))}")
+        # .ses: ONNX Runtime's telemetry library drops a session-id file into TMPDIR when it is imported
+        leftovers = sorted(p.name for p in temp.iterdir() if p.name != ".ses")
+        if leftovers:
+            problems.append(f"left {leftovers} in TMPDIR")
+        if ESCAPED.exists() or (case_dir / "edgeport-corpus-escaped.txt").exists():
+            ESCAPED.unlink(missing_ok=True)
+            problems.append("a bundle member was written outside the extraction folder")
+        results.append({"id": case.id, "argv": argv, "exit": r.code, "error": err})
         if problems:
             failures.append(f"{case.id}: {'; '.join(problems)} :: {err[:300]}")
-    assert not (corpus["dir"] / "PWNED").exists(), "an untrusted pickle was executed"
-    report = Path(os.environ.get("EDGEPORT_CORPUS_REPORT", tmp_path / "corpus-report.json"))
+        shutil.rmtree(case_dir, ignore_errors=True)
+    assert not (corpus_dir / "PWNED").exists(), "an untrusted pickle was executed"
+    given = os.environ.get("EDGEPORT_CORPUS_REPORT")  # a file name; the reliability report goes next to it
+    report = (Path(given).parent if given else tmp_path) / report_name
     report.write_text(json.dumps(results, indent=1))
     print(f"\nbad-input corpus: {len(results)} cases tried, {len(results) - len(failures)} handled")
-    assert not failures, "\n".join(failures)
+    assert not failures, f"{len(failures)} of {len(results)} cases failed:\n" + "\n".join(failures)
 
 
 def _snapshot(d: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(d)): (p.stat().st_size, p.stat().st_mtime_ns) for p in d.rglob("*") if p.is_file()}
+    out = {}
+    for p in d.rglob("*"):
+        st = p.lstat()
+        if not p.is_dir() or p.is_symlink():
+            out[str(p.relative_to(d))] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def _diff(a: dict, b: dict) -> str:
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return ", ".join(changed[:5])

@@ -301,9 +301,9 @@ def inspect_job(*, format: str, path: str) -> dict[str, Any]:
 
     p = Path(path)
     if format == "onnx":
-        from edgeport.runtimes.onnxruntime import open_session
+        from edgeport.runtimes.onnxruntime import open_model_file
 
-        sess = open_session(str(p), 1, where=p.name)
+        sess = open_model_file(p, 1)  # an empty or unparseable file is bad input (exit 2)
 
         def spec(t: Any, kind: str) -> dict[str, Any]:
             shape = [_dim(d, i, kind) for i, d in enumerate(t.shape or [])]
@@ -316,6 +316,9 @@ def inspect_job(*, format: str, path: str) -> dict[str, Any]:
         names = available_backends()
         if not names:
             raise RuntimeFailure("no TFLite interpreter is installed", "pip install ai-edge-litert")
+        from edgeport.convert.tflite_inspect import inspect_tflite
+
+        inspect_tflite(p)  # InputError (exit 2) when it is not a TFLite flatbuffer at all
         try:
             interp = _interpreter_class(names[0])(model_path=str(p))
             interp.allocate_tensors()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from edgeport import __version__
 from edgeport.cli.common import debug_enabled, err_console
@@ -71,9 +72,9 @@ def _render_click_error(exc) -> int:
         ctx = getattr(exc, "ctx", None)
         cmd = ctx.command_path if ctx is not None else "edgeport"
         msg = " ".join(exc.format_message().split())
-        err_console.print(f"[bold red]error:[/] {msg} (see {cmd} --help)", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(msg)} (see {escape(cmd)} --help)", highlight=False)
         return 2
-    err_console.print(f"[bold red]error:[/] {' '.join(exc.format_message().split())}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(' '.join(exc.format_message().split()))}", highlight=False)
     return int(exc.exit_code)
 
 
@@ -90,7 +91,8 @@ def main() -> None:
     except EdgeportError as exc:
         if debug_enabled():
             err_console.print_exception()
-        err_console.print(f"[bold red]error:[/] {exc.one_line()}", markup=True, highlight=False)
+        # messages carry paths and model-provided names: escaped, so "[/x]" is text, not rich markup
+        err_console.print(f"[bold red]error:[/] {escape(exc.one_line())}", markup=True, highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
@@ -104,7 +106,7 @@ def main() -> None:
         if debug_enabled():
             err_console.print_exception()
         msg = " ".join(str(exc).split())[:300]
-        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {msg} (run with --debug and report it)")
+        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(msg)} (run with --debug and report it)")
         sys.exit(4)
 
 

@@ -39,6 +39,11 @@ def bench(
     from edgeport.cli.common import console, err_console, split_list
     from edgeport.errors import UsageError
 
+    from edgeport.fsutil import check_writable
+
+    for path, what in ((json_out, "--json"), (markdown_out, "--markdown"), (plot, "--plot"), (html_out, "--html")):
+        if path is not None:
+            check_writable(path, what)  # before the measurements, not after
     thread_list = _threads(threads)
     arts = split_list(artifact) or None
     rts = split_list(runtime) or None
@@ -99,6 +104,16 @@ def _threads(text: str) -> list[int]:
 
 
 def _write_outputs(report, target: Path, json_out, markdown_out, plot, html_out, console, err_console) -> None:
+    from edgeport.errors import OutputError
+
+    try:
+        _write_outputs_unchecked(report, target, json_out, markdown_out, plot, html_out, console, err_console)
+    except OSError as exc:
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        raise OutputError(f"cannot write{where}: {exc.strerror or exc}", "choose a writable path") from None
+
+
+def _write_outputs_unchecked(report, target: Path, json_out, markdown_out, plot, html_out, console, err_console) -> None:
     from edgeport.bench import report as rep
 
     if json_out:

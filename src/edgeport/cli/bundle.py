@@ -43,6 +43,14 @@ def bundle(
 
     root = source.parent if source.name == "manifest.json" else source
     dest = output or root.resolve().parent / f"{root.resolve().name}.bundle.tar.gz"
+    if not dest.is_dir():  # a folder is refused by pack() with its own message
+        from edgeport.fsutil import check_writable
+
+        check_writable(dest, "bundle")
+    if json_out:
+        from edgeport.fsutil import check_writable
+
+        check_writable(json_out, "--json")
     result = pack(root, dest, split_list(artifact) or None)
     from rich.table import Table
 

@@ -105,7 +105,9 @@ class _ProgressPrinter:
         self.status = None
 
     def __call__(self, e) -> None:
-        label = f"{e.step}" + (f" [dim]({e.detail})[/]" if e.detail and e.status in ("start", "done", "cached") else "")
+        from rich.markup import escape
+
+        label = escape(e.step) + (f" [dim]({escape(e.detail)})[/]" if e.detail and e.status in ("start", "done", "cached") else "")
         if e.status == "start":
             if self.console.is_terminal:
                 self.status = self.console.status(f"{label} ...")
@@ -121,16 +123,17 @@ class _ProgressPrinter:
         elif e.status == "cached":
             self.console.print(f"  [green]✓[/] {label} [dim]reused (unchanged inputs)[/]")
         elif e.status == "rejected":
-            self.console.print(f"  [yellow]✗[/] {e.step} rejected: {e.detail}", markup=True)
+            self.console.print(f"  [yellow]✗[/] {escape(e.step)} rejected: {escape(e.detail)}", markup=True)
         else:
-            self.console.print(f"  [red]✗[/] {e.step} failed [dim]{e.seconds:.1f} s[/]: {e.detail}")
+            self.console.print(f"  [red]✗[/] {escape(e.step)} failed [dim]{e.seconds:.1f} s[/]: {escape(e.detail)}")
 
 
 def _render(result, console, human_size, total: float) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     m = result.manifest
-    table = Table(title=f"{m.source} -> {m.root}")
+    table = Table(title=escape(f"{m.source} -> {m.root}"))
     for col in ("artifact", "format", "converter", "size", "time", "check"):
         table.add_column(col)
     for a in m.artifacts:
@@ -143,13 +146,13 @@ def _render(result, console, human_size, total: float) -> None:
             check = ("ok" if a.checks.get("passed") else "FAIL") + (f" rel {worst:.1e}" if isinstance(worst, (int, float)) else "")
             if flex:
                 check += f" flex: {','.join(flex)}"
-        table.add_row(a.name, a.format, a.converter, human_size(a.size_bytes), f"{a.seconds:.1f} s", check)
+        table.add_row(*(escape(str(v)) for v in (a.name, a.format, a.converter, human_size(a.size_bytes), f"{a.seconds:.1f} s", check)))
     console.print(table)
     for att in m.attempts:
         if att.status not in ("kept",):
-            console.print(f"  [yellow]{att.target} via {att.converter}: {att.status}[/] {att.reason}", markup=True)
+            console.print(f"  [yellow]{escape(f'{att.target} via {att.converter}: {att.status}')}[/] {escape(att.reason)}", markup=True)
     for f in result.failed:
-        console.print(f"[red]failed:[/] {f.target} ({f.converter}): {f.reason}")
+        console.print(f"[red]failed:[/] {escape(f'{f.target} ({f.converter}): {f.reason}')}")
     if result.parity_failed:
-        console.print(f"[red]parity failed:[/] {', '.join(result.parity_failed)}")
-    console.print(f"manifest: {m.root / 'manifest.json'}  [dim]({total:.1f} s)[/]")
+        console.print(f"[red]parity failed:[/] {escape(', '.join(result.parity_failed))}")
+    console.print(f"manifest: {escape(str(m.root / 'manifest.json'))}  [dim]({total:.1f} s)[/]")

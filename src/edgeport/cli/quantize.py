@@ -59,6 +59,10 @@ def quantize(
         raise UsageError(f"--reference {reference!r} is not auto, torch or onnx", "use --reference auto")
     if io_dtype not in ("float", "int8", "uint8"):
         raise UsageError(f"--io-dtype {io_dtype!r} is not float, int8 or uint8", "use --io-dtype float")
+    if json_out is not None:
+        from edgeport.fsutil import check_writable
+
+        check_writable(json_out, "--json")  # before the sweep, not after
     if calibration and random_calibration:
         raise UsageError("--calibration and --random-calibration both given", "use one of them")
     copts = CalibrationOptions(
@@ -68,11 +72,16 @@ def quantize(
         allow_random=random_calibration, seed=seed)
     opts = QuantizeOptions(modes=parse_modes(modes), calibration=copts, io_dtype=io_dtype, keep_float=parse_keep_float(keep_float),
                            layers=not no_layers, rank_by=rank_by, latency_runs=latency_runs, reference=reference, timeout=timeout)
-    progress = None if quiet else (lambda msg: err_console.print(f"[dim]{msg}[/]", highlight=False))
+    progress = None if quiet else (lambda msg: err_console.print(msg, style="dim", markup=False, highlight=False))
     report = sweep(output, opts, progress)
     render_console(report, console)
     if json_out:
-        atomic_write_json(json_out, report.to_json())
+        try:
+            atomic_write_json(json_out, report.to_json())
+        except OSError as exc:
+            from edgeport.errors import OutputError
+
+            raise OutputError(f"cannot write --json {json_out}: {exc.strerror or exc}", "choose a writable path") from None
     raise typer.Exit(report.exit_code)
 
 

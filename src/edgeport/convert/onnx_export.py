@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io as _io
 import contextlib
+import errno
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -110,6 +111,20 @@ def _name_dynamic_dims(path: Path, io: IOSpec) -> None:
     onnx.save(model, str(path))
 
 
+_ENV_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG}
+
+
+def _environment_error(exc: BaseException) -> OSError | None:
+    """The OSError in ``exc``'s chain that says the machine, not the model, is the problem (disk full, ...)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _ENV_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def run(*, staging: str, out_dir: str, model: dict, io: dict, dims: dict, reference: str,
         parent_path: str | None = None, parent_io: dict | None = None, options: dict | None = None) -> dict:
     import onnx
@@ -131,6 +146,10 @@ def run(*, staging: str, out_dir: str, model: dict, io: dict, dims: dict, refere
             _export_dynamo(module, example, path, spec, opts.opset)
         except Exception as exc:  # noqa: BLE001 - recorded, then the legacy exporter tries
             reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            env = _environment_error(exc)
+            if env is not None:  # a full disk is not a reason to switch exporters (and cache the other one's file)
+                raise ConversionError(f"ONNX export failed: cannot write {path.name}: {env.strerror or env}",
+                                      "free space and run the same command again") from None
             if not opts.fallback:
                 raise ConversionError(f"the dynamo ONNX exporter failed: {reason}", "try --legacy-exporter") from None
             notes.append(f"dynamo exporter failed, fell back to the legacy exporter: {reason}")

@@ -280,7 +280,11 @@ class Pipeline:
             self._prepare_out()
             with self._lock():
                 (self.out / MANIFEST_NAME).unlink(missing_ok=True)
-                return self._run(order)
+                try:
+                    return self._run(order)
+                except OSError as exc:  # writing into OUT failed: a full disk, a quota, a read-only remount
+                    raise OutputError(f"cannot write to {self.out}: {exc.strerror or exc}",
+                                      "free space (or choose another folder with -o) and run the same command again") from None
         except EdgeportError as exc:
             # Bad input: leave nothing behind in a folder this run created.
             if created and exc.exit_code == 2 and self.out.is_dir():

@@ -339,7 +339,8 @@ def read_images(folder: str | os.PathLike, io: IOSpec, opts: CalibrationOptions,
             with Image.open(f) as im:
                 im = im.convert({1: "L", 3: "RGB", 4: "RGBA"}[c]).resize((w, h), Image.Resampling.BILINEAR)
                 a = np.asarray(im, dtype=np.float32)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+            # PIL raises DecompressionBombError (not an OSError) for absurd sizes, SyntaxError for some broken files
             raise InputError(f"cannot read image {f}: {' '.join(str(exc).split())[:120]}", "remove or fix the file") from None
         a = a.reshape(h, w, c)
         if opts.bgr and c >= 3:

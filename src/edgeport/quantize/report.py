@@ -122,10 +122,11 @@ def table_rows(report: Any) -> list[dict[str, str]]:
 
 
 def render_console(report: Any, console: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     has_task = any(r.task for r in report.rows)
-    t = Table(title=f"quantization sweep: {report.source or report.root}")
+    t = Table(title=escape(f"quantization sweep: {report.source or report.root}"))
     cols = ["variant", "size", "ratio", "p50 ms", "cosine", "SNR dB", "max abs", "top-1", "top-5"]
     cols += ["accuracy"] if has_task else []
     cols += ["status"]
@@ -135,14 +136,14 @@ def render_console(report: Any, console: Any) -> None:
         vals = [d["variant"], d["size"], d["ratio"], d["p50"], d["cosine"], d["snr"], d["max_abs"], d["top1"], d["top5"]]
         vals += [d["task"]] if has_task else []
         vals += [d["status"] if d["status"] == "ok" else f"{d['status']}: {d['reason']}"[:90]]
-        t.add_row(*vals, style=None if d["ok"] else "yellow")
+        t.add_row(*(escape(v) for v in vals), style=None if d["ok"] else "yellow")  # names and reasons are not markup
     console.print(t)
     ref = report.reference
     data = report.data
     console.print(f"reference: {ref.get('runtime')} ({ref.get('backend', '')}); held-out samples: {data.get('holdout_samples')}, "
                   f"calibration samples: {data.get('calibration_samples')} from {data.get('source')}", markup=False)
     for w in report.warnings:
-        console.print(f"[bold yellow]warning:[/] {w}", markup=True, highlight=False)
+        console.print(f"[bold yellow]warning:[/] {escape(w)}", markup=True, highlight=False)
     if report.layers:
         info = report.layer_info
         console.print(f"int8 layers with the largest quantization error (of {len(report.layers)}, ranked by "
@@ -151,9 +152,9 @@ def render_console(report: Any, console: Any) -> None:
         for c in ("#", "layer (PyTorch module / ONNX node)", "op", "SNR dB", "rmse/scale", "held-out overflow", "ONNX nodes"):
             lt.add_column(c)
         for layer in report.layers[:5]:
-            lt.add_row(str(layer["rank"]), layer.get("layer", ""), layer.get("op", ""), fmt_num(layer.get("snr_db"), ".1f"),
-                       fmt_num(layer.get("rmse_scale"), ".2f"), fmt_overflow(layer),
-                       ", ".join(layer.get("onnx_nodes", []))[:60])
+            lt.add_row(*(escape(str(v)) for v in (
+                layer["rank"], layer.get("layer", ""), layer.get("op", ""), fmt_num(layer.get("snr_db"), ".1f"),
+                fmt_num(layer.get("rmse_scale"), ".2f"), fmt_overflow(layer), ", ".join(layer.get("onnx_nodes", []))[:60])))
         console.print(lt)
         for line in diagnosis(report):
             console.print(line, markup=False)

@@ -83,9 +83,9 @@ def _dim(d: Any, k: int) -> int | str:
 
 
 def _probe_onnx(path: str) -> dict[str, Any]:
-    from edgeport.runtimes.onnxruntime import open_session
+    from edgeport.runtimes.onnxruntime import open_model_file
 
-    sess = open_session(path, 1, where=Path(path).name)
+    sess = open_model_file(path, 1)
 
     def specs(items: Any) -> list[dict[str, Any]]:
         return [{"name": i.name, "shape": [_dim(d, k) for k, d in enumerate(i.shape)],

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.errors import RuntimeFailure
+from edgeport.errors import InputError, RuntimeFailure
 from edgeport.runtimes.base import Session
 from edgeport.spec import IOSpec
 
@@ -35,6 +35,24 @@ def open_session(model: str | bytes, threads: int = 1, optimize: bool = True, wh
     except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:240]
         raise RuntimeFailure(f"ONNX Runtime cannot load {where}: {first}", "re-export it with edgeport convert --to onnx") from None
+
+
+# ONNX Runtime's words for "these bytes are not an ONNX model at all" (as opposed to a model it cannot run)
+_NOT_A_MODEL = ("INVALID_PROTOBUF", "Protobuf parsing failed", "No graph was found")
+
+
+def open_model_file(path: str | Path, threads: int = 1) -> Any:
+    """:func:`open_session` for a model file the user handed over (no manifest): a file that is empty or
+    that ONNX Runtime cannot even parse is bad input (InputError, exit 2), not a runtime failure."""
+    p = Path(path)
+    if p.is_file() and p.stat().st_size == 0:
+        raise InputError(f"{p.name} is empty", "pass an .onnx model file")
+    try:
+        return open_session(str(p), threads, where=p.name)
+    except RuntimeFailure as exc:
+        if any(k in exc.message for k in _NOT_A_MODEL):
+            raise InputError(f"{p.name} is not a readable ONNX model (truncated or not ONNX)", "pass an .onnx model file") from None
+        raise
 
 
 class OnnxRuntimeSession(Session):

@@ -164,9 +164,19 @@ def find_config(start: str | os.PathLike | None = None) -> Path | None:
                 data = tomllib.loads(p.read_text(encoding="utf-8"))
             except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
                 continue
-            if isinstance(data.get("tool", {}).get("edgeport", {}).get("validate"), dict):
+            if isinstance(_table_at(data, ("tool", "edgeport", "validate")), dict):
                 return p
     return None
+
+
+def _table_at(data: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    """``data[k1][k2]...``, or None where a level is missing or is not a table."""
+    cur: Any = data
+    for key in keys:
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(key)
+    return cur
 
 
 def load_config(path: str | os.PathLike | None = None, *, search: bool = True) -> ValidateConfig:
@@ -182,14 +192,14 @@ def load_config(path: str | os.PathLike | None = None, *, search: bool = True) -
         raise InputError(f"{p} is not valid TOML: {exc}", "fix the file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {p}: {exc}", "check the file") from None
-    if p.name == "pyproject.toml":
-        table = data.get("tool", {}).get("edgeport", {}).get("validate", {})
-        where = "[tool.edgeport.validate]"
-    else:
-        table = data.get("validate", {})
-        where = "[validate]"
-    if not isinstance(table, dict):
-        raise UsageError(f"{where} in {p} is not a table", "write it as a TOML table")
+    keys = ("tool", "edgeport", "validate") if p.name == "pyproject.toml" else ("validate",)
+    where = f"[{'.'.join(keys)}]"
+    cur: Any = data
+    for depth, key in enumerate(keys):  # every level must be a table (pyproject.toml may say tool = "x")
+        cur = cur.get(key, {})
+        if not isinstance(cur, dict):
+            raise UsageError(f"[{'.'.join(keys[:depth + 1])}] in {p} is not a table", "write it as a TOML table")
+    table = cur
     return config_from_table(table, where, source=str(p))
 
 

@@ -214,8 +214,9 @@ def image_feeds(folder: str | os.PathLike, io_spec: IOSpec, *, limit: int | None
             with Image.open(f) as im:
                 im = im.convert({1: "L", 3: "RGB", 4: "RGBA"}[c]).resize((w, h), Image.Resampling.BILINEAR)
                 a = np.asarray(im, dtype=np.float32) / 255.0
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read image {f}: {exc}", "remove or fix the file") from None
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+            # PIL raises DecompressionBombError (not an OSError) for absurd sizes, SyntaxError for some broken files
+            raise InputError(f"cannot read image {f}: {' '.join(str(exc).split())[:120]}", "remove or fix the file") from None
         a = a.reshape(h, w, c)
         a = (a - m) / sd
         a = a[None] if nhwc else a.transpose(2, 0, 1)[None]

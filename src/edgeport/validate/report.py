@@ -195,12 +195,16 @@ def write_markdown(report: ValidationReport, path: str | Path) -> None:
 def print_console(report: ValidationReport, console: Any = None, verbose: bool = False) -> None:
     """A rich table (one row per artifact x runtime x output), stage attribution, localization, summary."""
     from rich.console import Console
+    from rich.markup import escape as _escape
     from rich.table import Table
+
+    def esc(value: Any) -> str:  # artifact, output and node names come from the model: text, never rich markup
+        return _escape(str(value))
 
     console = console or Console()
     ref = report.reference
-    console.print(f"[bold]edgeport validate[/] {report.root}  reference: {ref.get('artifact') or ref.get('source')} on "
-                  f"{ref.get('runtime')}  inputs: {report.feeds.get('source', '')}", highlight=False)
+    console.print(f"[bold]edgeport validate[/] {esc(report.root)}  reference: {esc(ref.get('artifact') or ref.get('source'))} on "
+                  f"{esc(ref.get('runtime'))}  inputs: {esc(report.feeds.get('source', ''))}", highlight=False)
     t = Table(show_header=True, header_style="bold", show_lines=False)
     for col, just in (("status", "left"), ("artifact", "left"), ("runtime", "left"), ("kind", "left"), ("output", "left"),
                       ("max abs", "right"), ("max rel", "right"), ("mean abs", "right"), ("cosine", "right"),
@@ -212,42 +216,42 @@ def print_console(report: ValidationReport, console: Any = None, verbose: bool =
         style = STYLES.get(r.status, "")
         status = f"[{style}]{r.status}[/]"
         ms = f"{r.latency_ms:.2f}" if r.latency_ms is not None else ""
-        name = r.artifact + (" (ref)" if r.role == "reference" else "")
+        name = esc(r.artifact + (" (ref)" if r.role == "reference" else ""))
         if not r.outputs:
-            t.add_row(status, name, r.runtime, r.variant, "", "", "", "", "", "", "", r.reason, ms)
+            t.add_row(status, name, esc(r.runtime), esc(r.variant), "", "", "", "", "", "", "", esc(r.reason), ms)
             continue
         for k, o in enumerate(r.outputs):
             m = o.metrics
             ostyle = "" if o.passed else "red"
-            t.add_row(status if k == 0 else "", name if k == 0 else "", r.runtime if k == 0 else "", r.variant if k == 0 else "",
-                      f"[{ostyle}]{o.name}[/]" if ostyle else o.name, fmt(m.get("max_abs")), fmt(m.get("max_rel")),
+            t.add_row(status if k == 0 else "", name if k == 0 else "", esc(r.runtime) if k == 0 else "", esc(r.variant) if k == 0 else "",
+                      f"[{ostyle}]{esc(o.name)}[/]" if ostyle else esc(o.name), fmt(m.get("max_abs")), fmt(m.get("max_rel")),
                       fmt(m.get("mean_abs")), fmt(m.get("cosine"), "cos"), fmt(m.get("snr_db"), "db"),
                       fmt(m.get("top1"), "pct"), o.tolerance.describe() if o.tolerance else "", ms if k == 0 else "")
     console.print(t)
     backends = backends_line(report)
     if backends:
-        console.print(f"[dim]ran on: {backends}[/]", highlight=False)
+        console.print(f"[dim]ran on: {esc(backends)}[/]", highlight=False)
     for r in report.results:
         for o in r.outputs:
             for f in o.failures:
-                console.print(f"  [red]✗[/] {r.artifact} on {r.runtime}, output {o.name}: {f}", highlight=False)
+                console.print(f"  [red]✗[/] {esc(f'{r.artifact} on {r.runtime}, output {o.name}: {f}')}", highlight=False)
         if r.status in (ERROR, CRASH, TIMEOUT):
-            console.print(f"  [magenta]✗[/] {r.artifact} on {r.runtime}: {r.status}: {r.reason}", highlight=False)
+            console.print(f"  [magenta]✗[/] {esc(f'{r.artifact} on {r.runtime}: {r.status}: {r.reason}')}", highlight=False)
     if report.stages:
         st = Table(title="error added per conversion step", show_header=True, header_style="bold")
         for col in ("step", "output", "added (max abs vs parent)", "total (max abs vs reference)", "cosine vs parent"):
             st.add_column(col, justify="left" if col in ("step", "output") else "right")
         for s in report.stages:
             for name, d in s.outputs.items():
-                st.add_row(f"{s.parent} ({s.parent_runtime}) -> {s.artifact} ({s.runtime})", name, fmt(d.get("added_max_abs")),
+                st.add_row(esc(f"{s.parent} ({s.parent_runtime}) -> {s.artifact} ({s.runtime})"), esc(name), fmt(d.get("added_max_abs")),
                            fmt(d.get("total_max_abs")), fmt(d.get("added_cosine"), "cos"))
         console.print(st)
     for loc in report.localizations:
         msg = loc.get("message") or loc.get("error") or ""
-        console.print(f"[bold]localize[/] {loc.get('reference')} vs {loc.get('candidate')}: {msg}", highlight=False)
+        console.print(f"[bold]localize[/] {esc(loc.get('reference'))} vs {esc(loc.get('candidate'))}: {esc(msg)}", highlight=False)
         for u in loc.get("unobservable_before", [])[:5]:
-            console.print(f"    before it (not observable): {u['node']} [{u['op_type']}]", highlight=False)
+            console.print(f"    before it (not observable): {esc(u['node'])} {esc('[' + str(u['op_type']) + ']')}", highlight=False)
     for n in report.notes:
-        console.print(f"[dim]note: {n}[/]", highlight=False)
+        console.print(f"[dim]note: {esc(n)}[/]", highlight=False)
     style = "bold green" if report.passed else ("bold red" if report.exit_code == 1 else "bold magenta")
-    console.print(f"[{style}]{report.summary()}[/]  ({report.seconds:.1f} s)", highlight=False)
+    console.print(f"[{style}]{esc(report.summary())}[/]  ({report.seconds:.1f} s)", highlight=False)
