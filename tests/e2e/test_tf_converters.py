@@ -176,3 +176,19 @@ def test_converter_parity_and_no_flex(prepared, tmp_path, name, converter):
         # dynamic dims: fixed to the reference sizes, and said so
         assert any("dynamic dims" in n for a in arts.values() for n in a["notes"]), [a["notes"] for a in arts.values()]
     print(json.dumps(summary))
+
+
+def test_onnx2tf_retries_without_simplifier_when_the_simplified_model_converts_wrong(tmp_path):
+    """Two Slices that onnx-simplifier fuses into one multi-axis Slice come out of onnx2tf with the wrong
+    shape; edgeport retries without the simplifier and keeps that (correct) .tflite."""
+    from tests.conftest import run_cli
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "out"
+    r = run_cli("convert", f"{root / 'benchmarks' / 'op_catalog.py'}:op_slice", "--to", "tflite", "--converter", "onnx2tf",
+                "-o", str(out), timeout=900)
+    assert r.code == 0, r.output
+    man = json.loads((out / "manifest.json").read_text())
+    tfl = next(a for a in man["artifacts"] if a["format"] == "tflite")
+    assert tfl["checks"]["passed"] and tfl["checks"]["worst_rel"] <= REL_TOL
+    assert any("without onnx-simplifier" in n for n in tfl.get("notes", [])), tfl.get("notes")

@@ -297,6 +297,7 @@ class _Attempt:
     pseudo: tuple[str, ...]
     why: str = "first try"
     signaturedefs: bool = False  # onnx2tf's output_signaturedefs (needed for some tensor names)
+    simplify: bool = True  # run onnx-simplifier first (when the options allow it)
     folder: Path = Path()
     reason: str = ""  # why it failed or was not kept
     seconds: float = 0.0
@@ -315,7 +316,7 @@ class _Attempt:
 
     def to_json(self) -> dict[str, Any]:
         return {"static_shapes": self.static, "pseudo_ops": list(self.pseudo), "signaturedefs": self.signaturedefs,
-                "why": self.why,
+                "simplified": self.simplify, "why": self.why,
                 "seconds": round(self.seconds, 3), "reason": self.reason, "flex_ops": self.flex,
                 "worst_rel": self.worst_rel, "converted": self.out is not None}
 
@@ -329,7 +330,7 @@ def _convert(model: Any, attempt: _Attempt, opts: Onnx2TfOptions, onnx_inputs: l
     src = attempt.folder / "model.onnx"
     raw = attempt.folder / "unsimplified.onnx"
     _save_onnx(model, raw)  # a private copy: onnx2tf overwrites the file it converts
-    if not (opts.simplify and _simplify(raw, src, fixed if attempt.static else None, notes)):
+    if not (opts.simplify and attempt.simplify and _simplify(raw, src, fixed if attempt.static else None, notes)):
         os.replace(raw, src)
     _write_calibration_file(attempt.folder)
     names = [i.name for i in onnx_inputs]
@@ -371,7 +372,7 @@ def _convert(model: Any, attempt: _Attempt, opts: Onnx2TfOptions, onnx_inputs: l
     return out
 
 
-MAX_ATTEMPTS = 4
+MAX_ATTEMPTS = 5
 
 
 def run(
@@ -457,7 +458,12 @@ def run(
                     queue.insert(0, _Attempt(static=True, pseudo=att.pseudo, signaturedefs=att.signaturedefs,
                                              why=f"onnx2tf failed with dynamic dims ({att.reason})"))
                 continue
-            _evaluate(att, opts, ref_io, reference, aliases)
+            try:
+                _evaluate(att, opts, ref_io, reference, aliases)
+            except EdgeportError as exc:  # e.g. no output of the .tflite has the reference's shape
+                att.reason, att.out = exc.message, None
+                _retry_unsimplified(att, opts, attempts, queue)
+                continue
             remedy = sorted({PSEUDO_FOR_FLEX[f] for f in att.flex if f in PSEUDO_FOR_FLEX} - set(att.pseudo)) \
                 if opts.auto_pseudo != "off" else []
             if remedy:
@@ -474,6 +480,10 @@ def run(
                 queue.insert(0, _Attempt(static=True, pseudo=att.pseudo, signaturedefs=att.signaturedefs,
                                          why=f"with dynamic dims kept, {att.reason}"))
                 continue
+            if not good and att.worst_rel is not None:
+                att.reason = f"its outputs differ from the reference by {att.worst_rel:.2e} of their magnitude"
+                if _retry_unsimplified(att, opts, attempts, queue):
+                    continue
             break
         done = [a for a in attempts if a.out is not None]
         if not done:
@@ -493,6 +503,19 @@ def run(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {"artifacts": artifacts, "notes": notes, "attempts": [a.to_json() for a in attempts]}
+
+
+def _retry_unsimplified(att: _Attempt, opts: Onnx2TfOptions, attempts: list[_Attempt], queue: list[_Attempt]) -> bool:
+    """Queue the same attempt without onnx-simplifier, once, when simplification may be to blame.
+
+    onnx-simplifier fuses consecutive Slices into one multi-axis Slice, which onnx2tf then applies to the
+    wrong axes of the channels-last tensor (seen with onnxsim 0.4.36 + onnx2tf 1.29.24).
+    """
+    if not (opts.simplify and att.simplify) or any(not a.simplify for a in attempts + queue):
+        return False
+    queue.insert(0, _Attempt(static=att.static, pseudo=att.pseudo, signaturedefs=att.signaturedefs, simplify=False,
+                             why=f"without onnx-simplifier, because the simplified model's result was wrong ({att.reason})"))
+    return True
 
 
 def _aliases(ref_io: IOSpec, parent_io: dict[str, Any] | None, onnx_inputs: list[Any],
