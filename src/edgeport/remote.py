@@ -152,7 +152,8 @@ def run_remote(remote: Remote, command: str, bundle: str | os.PathLike, args: li
     try:
         remote_bundle = f"{workdir}/model.bundle.tar.gz"
         remote_json = f"{workdir}/result.json"
-        put = _run(remote.scp_argv(str(bundle), f"{remote.scp_destination}:{remote_bundle}"), timeout, "copying the bundle", remote)
+        # an absolute local path: scp would take a relative "name:with.colon" for host:path
+        put = _run(remote.scp_argv(str(bundle.resolve()), f"{remote.scp_destination}:{remote_bundle}"), timeout, "copying the bundle", remote)
         if put.returncode != 0:
             raise _ssh_failure(put, "copying the bundle", remote)
         cmd = [*shlex.split(remote.edgeport), command, remote_bundle, "--json", remote_json, *(args or [])]

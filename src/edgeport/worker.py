@@ -9,6 +9,9 @@ library that tries to download something fails loudly instead of hanging or fetc
     if result.ok: value = result.value
 
 The target is a ``module:function`` taking keyword arguments and returning JSON-serialisable data.
+
+On Linux a worker dies with the command that started it (``PR_SET_PDEATHSIG``), so a killed command
+leaves no converter writing on. ``EDGEPORT_FAULT=MATCH:KIND`` is a test hook (see :func:`_inject_fault`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,14 @@ the fragment its one-line error must contain.
 
 Every case runs the real CLI; the test asserts a one-line error, the exit code, no traceback, and that
 nothing was left behind (the output folder does not exist afterwards, or holds no manifest).
+
+Groups: :func:`build` (model references, model files, shapes, inputs, weights, options of convert),
+:func:`out_folder_cases`, and :func:`reliability_cases`: bundles (:func:`tarball_cases`), damaged
+manifests and artifacts (:func:`manifest_cases`), calibration/validation images (:func:`image_cases`),
+validate config files (:func:`config_cases`), corrupt .onnx/.tflite files (:func:`model_file_cases`) and
+unwritable outputs (:func:`output_cases`). "{OUT}" in a case's argv stands for a fresh copy of a real
+convert output folder (sample:tiny_cnn --to onnx), damaged by the case's ``prepare`` first; the test
+also checks that the command left that folder and its TMPDIR as they were.
 """
 
 from __future__ import annotations
@@ -566,10 +574,10 @@ def manifest_cases(d: Path) -> list[Case]:
     # (exit 3: "an artifact failed to load"), and the other rows still run.
     for name, prepare, fragment in (("artifact-edited", _append("model.onnx", b"\x00edited"), "does not match its sha256"),
                                     ("artifact-missing", _remove("model.onnx"), "model.onnx is missing")):
-        cases.append(Case(f"manifest-{name}-validate", ["validate", "{OUT}", "--reference", "stored"], 3, fragment,
-                          prepare=prepare, one_line=False, tags=["manifest"]))
-        cases.append(Case(f"manifest-{name}-bench", list(commands["bench"]), 3, fragment, prepare=prepare, one_line=False,
-                          tags=["manifest"]))
+        cases.append(Case(f"manifest-{name}-validate", ["validate", "{OUT}", "--reference", "stored", "-r", "onnxruntime"], 3,
+                          fragment, prepare=prepare, one_line=False, tags=["manifest"]))
+        cases.append(Case(f"manifest-{name}-bench", commands["bench"] + ["-r", "onnxruntime"], 3, fragment, prepare=prepare,
+                          one_line=False, tags=["manifest"]))
     return cases
 
 
@@ -727,6 +735,11 @@ def output_cases(d: Path) -> list[Case]:
         Case("output-bundle-under-file", ["bundle", "{OUT}", "-o", str(under / "m.bundle.tar.gz")], 2, "cannot write", tags=["output"]),
         Case("output-bundle-is-folder", ["bundle", "{OUT}", "-o", str(d / "a_folder")], 2, "is a folder", out_must_not_exist=False,
              tags=["output"]),
+        Case("output-bundle-json-under-file", ["bundle", "{OUT}", "--json", str(under / "b.json")], 2, "cannot write", tags=["output"]),
+        Case("output-bundle-extract-under-file", ["bundle", str(d / "bundles" / "good.bundle.tar.gz"), "-o", str(under / "x")], 2,
+             "cannot write", tags=["output"]),
+        Case("output-bundle-check-json-under-file", ["bundle", str(d / "bundles" / "good.bundle.tar.gz"), "--json", str(under / "b.json")],
+             2, "cannot write", tags=["output"]),
         Case("output-validate-json-under-file", ["validate", "{OUT}", "--json", str(under / "r.json")], 2, "cannot write", tags=["output"]),
         Case("output-validate-junit-under-file", ["validate", "{OUT}", "--junit", str(under / "r.xml")], 2, "cannot write", tags=["output"]),
         Case("output-validate-keep-outputs-under-file", ["validate", "{OUT}", "--keep-outputs", str(under / "k")], 2, "cannot write",

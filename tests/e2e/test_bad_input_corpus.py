@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -72,62 +74,74 @@ def test_the_full_matrix_of_bad_bundles_and_manifests_is_handled(corpus, convert
 
 
 def _run_cases(cases, corpus_dir: Path, tmp_path: Path, converted: Path | None, report_name: str) -> None:
-    failures = []
-    results = []
     ESCAPED.unlink(missing_ok=True)
-    for case in cases:
-        case_dir = tmp_path / case.id
-        case_dir.mkdir()
-        out = case_dir / "out"
-        temp = case_dir / "tmp"
-        temp.mkdir()
-        out_copy = None
-        if case.needs_out:
-            assert converted is not None, f"{case.id} needs a converted folder"
-            out_copy = case_dir / "OUT"
-            shutil.copytree(converted, out_copy, symlinks=True)
-            if case.prepare:
-                case.prepare(out_copy)
-        argv = [a.replace("{out}", str(out)).replace("{OUT}", str(out_copy)) for a in case.argv]
-        before = _snapshot(corpus_dir)
-        out_before = _snapshot(out_copy) if out_copy else None
-        r = run_cli(*argv, timeout=300, env={"TMPDIR": str(temp)})
-        err = r.stderr.strip()
-        problems = []
-        if r.code != case.code:
-            problems.append(f"exit {r.code} != {case.code}")
-        if "Traceback" in r.output:
-            problems.append("traceback printed")
-        if case.one_line:
-            if len(err.splitlines()) != 1:
-                problems.append(f"{len(err.splitlines())} stderr lines")
-            if case.fragment.lower() not in err.lower():
-                problems.append(f"missing {case.fragment!r}")
-        elif case.fragment.lower() not in r.output.lower():
-            problems.append(f"missing {case.fragment!r} in the report")
-        if case.out_must_not_exist and out.exists():
-            problems.append(f"left {sorted(p.name for p in out.iterdir()) if out.is_dir() else 'a file'} behind")
-        if _snapshot(corpus_dir) != before:
-            problems.append("modified the user's files")
-        if out_copy is not None and _snapshot(out_copy) != out_before:
-            problems.append(f"modified the converted folder: {_diff(out_before, _snapshot(out_copy))}")
-        # .ses: ONNX Runtime's telemetry library drops a session-id file into TMPDIR when it is imported
-        leftovers = sorted(p.name for p in temp.iterdir() if p.name != ".ses")
-        if leftovers:
-            problems.append(f"left {leftovers} in TMPDIR")
-        if ESCAPED.exists() or (case_dir / "edgeport-corpus-escaped.txt").exists():
-            ESCAPED.unlink(missing_ok=True)
-            problems.append("a bundle member was written outside the extraction folder")
-        results.append({"id": case.id, "argv": argv, "exit": r.code, "error": err})
-        if problems:
-            failures.append(f"{case.id}: {'; '.join(problems)} :: {err[:300]}")
-        shutil.rmtree(case_dir, ignore_errors=True)
+    before = _snapshot(corpus_dir)
+    # two at a time: each case is a fresh interpreter, mostly start-up; cases share nothing but the read-only corpus
+    with ThreadPoolExecutor(max_workers=JOBS) as pool:
+        outcomes = list(pool.map(lambda c: _run_case(c, tmp_path, converted), cases))
+    results = [r for r, _ in outcomes]
+    failures = [f"{r['id']}: {'; '.join(p)} :: {r['error'][:300]}" for r, p in outcomes if p]
+    if _snapshot(corpus_dir) != before:
+        failures.append(f"the user's files were modified: {_diff(before, _snapshot(corpus_dir))}")
+    if ESCAPED.exists():
+        failures.append(f"a bundle member was written outside the extraction folder: {ESCAPED}")
+        ESCAPED.unlink(missing_ok=True)
     assert not (corpus_dir / "PWNED").exists(), "an untrusted pickle was executed"
-    given = os.environ.get("EDGEPORT_CORPUS_REPORT")  # a file name; the reliability report goes next to it
+    given = os.environ.get("EDGEPORT_CORPUS_REPORT")  # a file name; the reliability reports go next to it
     report = (Path(given).parent if given else tmp_path) / report_name
     report.write_text(json.dumps(results, indent=1))
-    print(f"\nbad-input corpus: {len(results)} cases tried, {len(results) - len(failures)} handled")
+    print(f"\nbad-input corpus: {len(results)} cases tried, {len(results) - len(failures)} handled "
+          f"({sum(r['seconds'] for r in results):.0f} s of commands)")
     assert not failures, f"{len(failures)} of {len(results)} cases failed:\n" + "\n".join(failures)
+
+
+JOBS = 2
+
+
+def _run_case(case, tmp_path: Path, converted: Path | None) -> tuple[dict, list[str]]:
+    case_dir = tmp_path / case.id
+    case_dir.mkdir()
+    out = case_dir / "out"
+    temp = case_dir / "tmp"
+    temp.mkdir()
+    out_copy = None
+    if case.needs_out:
+        assert converted is not None, f"{case.id} needs a converted folder"
+        out_copy = case_dir / "OUT"
+        shutil.copytree(converted, out_copy, symlinks=True)
+        if case.prepare:
+            case.prepare(out_copy)
+    argv = [a.replace("{out}", str(out)).replace("{OUT}", str(out_copy)) for a in case.argv]
+    out_before = _snapshot(out_copy) if out_copy else None
+    t0 = time.perf_counter()
+    r = run_cli(*argv, timeout=300, env={"TMPDIR": str(temp)})
+    seconds = time.perf_counter() - t0
+    err = r.stderr.strip()
+    problems = []
+    if r.code != case.code:
+        problems.append(f"exit {r.code} != {case.code}")
+    if "Traceback" in r.output:
+        problems.append("traceback printed")
+    if case.one_line:
+        if len(err.splitlines()) != 1:
+            problems.append(f"{len(err.splitlines())} stderr lines")
+        if case.fragment.lower() not in err.lower():
+            problems.append(f"missing {case.fragment!r}")
+    elif case.fragment.lower() not in r.output.lower():
+        problems.append(f"missing {case.fragment!r} in the report")
+    if case.out_must_not_exist and out.exists():
+        problems.append(f"left {sorted(p.name for p in out.iterdir()) if out.is_dir() else 'a file'} behind")
+    if out_copy is not None and _snapshot(out_copy) != out_before:
+        problems.append(f"modified the converted folder: {_diff(out_before, _snapshot(out_copy))}")
+    # not ours, and not output: ONNX Runtime's telemetry library drops a session-id file (.ses) into TMPDIR when it
+    # is imported; torch.export.load creates its compile cache folder (torchinductor_USER) there
+    leftovers = sorted(p.name for p in temp.iterdir() if p.name != ".ses" and not p.name.startswith("torchinductor_"))
+    if leftovers:
+        problems.append(f"left {leftovers} in TMPDIR")
+    if (case_dir / "edgeport-corpus-escaped.txt").exists():
+        problems.append("a bundle member was written outside the extraction folder")
+    shutil.rmtree(case_dir, ignore_errors=True)
+    return {"id": case.id, "argv": argv, "exit": r.code, "error": err, "seconds": round(seconds, 2)}, problems
 
 
 def _snapshot(d: Path) -> dict[str, tuple[int, int]]:

@@ -27,10 +27,15 @@ def bundle(
     from edgeport.errors import InputError
     from edgeport.fsutil import atomic_write_json, sha256_file
 
+    from edgeport.fsutil import check_writable
+
     if not source.exists():
         raise InputError(f"{source} does not exist", "pass an edgeport convert output folder or a bundle file")
+    if json_out:
+        check_writable(json_out, "--json")
     if is_bundle(source):
         if output is not None:
+            check_writable(output, "-o", folder=True)
             root, m = extract_to(source, output)
             console.print(f"extracted {source} to {root}: {', '.join(a.name for a in m.artifacts)} (every sha256 matches)")
         else:
@@ -44,13 +49,7 @@ def bundle(
     root = source.parent if source.name == "manifest.json" else source
     dest = output or root.resolve().parent / f"{root.resolve().name}.bundle.tar.gz"
     if not dest.is_dir():  # a folder is refused by pack() with its own message
-        from edgeport.fsutil import check_writable
-
         check_writable(dest, "bundle")
-    if json_out:
-        from edgeport.fsutil import check_writable
-
-        check_writable(json_out, "--json")
     result = pack(root, dest, split_list(artifact) or None)
     from rich.table import Table
 

@@ -260,6 +260,7 @@ def render_html(report: Any, plots: dict[str, str]) -> str:
     env.filters["size"] = fmt_size
     env.filters["overflow"] = fmt_overflow
     tpl = env.get_template("quantize.html.j2")
+    plots = {"scatter": "", "sizes": "", **plots}  # a plot is missing when no variant ran (or without matplotlib)
     kf_row, int8_row = report.row("int8-keepfloat"), report.row("int8")
     return tpl.render(report=report, rows=table_rows(report), plots=plots, layers=report.layers[:25], diagnosis=diagnosis(report),
                       has_task=any(r.task for r in report.rows), keep_float=report.keep_float, kf_row=kf_row, int8_row=int8_row,

@@ -339,7 +339,7 @@ def _find_tflite_fp32(m: Manifest, sm: Artifact) -> Artifact | None:
 
 class Sweep:
     def __init__(self, out: Path, opts: QuantizeOptions, progress: Callable[[str], None] | None = None) -> None:
-        self.out = Path(out)
+        self.out = Path(out).expanduser().absolute()  # workers run in folders of their own: relative paths would miss
         self.opts = opts
         self.say = _Progress(progress)
         self.timings: dict[str, float] = {}
