@@ -44,3 +44,42 @@ def cli():
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+# ------------------------------------------------------------------ reliability figures of this run
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+
+
+def pytest_runtest_logreport(report):
+    from tests.figures import add
+
+    if report.when != "call":
+        return
+    mod = _module(report.nodeid)
+    if mod == "test_fault_injection.py":
+        add("faults injected")
+        add("faults survived", int(report.passed))
+    elif mod == "test_fuzz_parsers.py":
+        add("fuzz seconds", report.duration)
+        add("fuzz tests failed", int(report.failed))
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.figures import FIGURES as f
+
+    if not f:
+        return
+    lines = []
+    if f["bad inputs tried"]:
+        lines.append(f"bad inputs: {int(f['bad inputs tried'])} tried, {int(f['bad inputs handled'])} handled "
+                     "(one-line error, documented exit code, nothing left behind)")
+    if f["faults injected"]:
+        lines.append(f"faults injected: {int(f['faults injected'])}, survived: {int(f['faults survived'])}")
+    if f["fuzz examples"]:
+        lines.append(f"fuzzing: {int(f['fuzz examples'])} generated inputs in {f['fuzz seconds']:.1f} s, "
+                     f"{int(f['fuzz tests failed'])} fuzz tests failed")
+    if lines:
+        terminalreporter.section("edgeport reliability figures")
+        for line in lines:
+            terminalreporter.write_line(line)

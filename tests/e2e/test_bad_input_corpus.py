@@ -90,6 +90,11 @@ def _run_cases(cases, corpus_dir: Path, tmp_path: Path, converted: Path | None, 
     given = os.environ.get("EDGEPORT_CORPUS_REPORT")  # a file name; the reliability reports go next to it
     report = (Path(given).parent if given else tmp_path) / report_name
     report.write_text(json.dumps(results, indent=1))
+    from tests.figures import add
+
+    handled = sum(1 for _, problems in outcomes if not problems)
+    add("bad inputs tried", len(results))
+    add("bad inputs handled", handled)
     print(f"\nbad-input corpus: {len(results)} cases tried, {len(results) - len(failures)} handled "
           f"({sum(r['seconds'] for r in results):.0f} s of commands)")
     assert not failures, f"{len(failures)} of {len(results)} cases failed:\n" + "\n".join(failures)
