@@ -262,6 +262,37 @@ def test_make_compatible_downgrades_and_keeps_numbers():
         assert np.max(np.abs(a - b)) / np.max(np.abs(b)) < 1e-5
 
 
+def test_squeeze_unsqueeze_split_become_ops_onnx_tf_can_lower():
+    """onnx-tf 1.10 has no opset-13 Squeeze/Unsqueeze and turns Split into FlexSplitV: edgeport rewrites them
+    (static shapes) into Reshape and Slices, and the numbers stay identical."""
+    pytest.importorskip("onnx")
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgeport.convert.onnx_tf_backend import make_compatible
+
+    inits = [numpy_helper.from_array(np.array([1], np.int64), "ax1"),
+             numpy_helper.from_array(np.array([3, 5], np.int64), "sizes")]
+    nodes = [
+        helper.make_node("Unsqueeze", ["x", "ax1"], ["u"]),          # 2x8 -> 2x1x8
+        helper.make_node("Squeeze", ["u", "ax1"], ["sq"]),           # -> 2x8
+        helper.make_node("Split", ["sq", "sizes"], ["a", "b"], axis=1),  # -> 2x3, 2x5
+        helper.make_node("Split", ["x"], ["c", "d"], axis=1, num_outputs=2),  # equal halves, opset-18 form
+        helper.make_node("Squeeze", ["u"], ["all"]),                 # no axes: every size-1 dim
+    ]
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("a", "b", "c", "d", "all")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])], outs, inits)
+    src = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    src.ir_version = 10
+    out, notes, _ = make_compatible(src)
+    ops = [n.op_type for n in out.graph.node]
+    assert not {"Squeeze", "Unsqueeze", "Split"} & set(ops), ops
+    assert any("Reshape" in n for n in notes) and any("Slices" in n for n in notes)
+    x = np.random.default_rng(2).standard_normal((2, 8)).astype(np.float32)
+    for a, b in zip(_run_ort(out, {"x": x}), _run_ort(src, {"x": x})):
+        assert a.shape == b.shape and np.array_equal(a, b)
+
+
 def test_exact_erf_kept_when_asked():
     pytest.importorskip("onnx")
     from edgeport.convert.onnx_tf_backend import make_compatible

@@ -271,6 +271,98 @@ def _approximate_erf(model, node, namer: _Namer) -> list:
     return nodes
 
 
+def _static_shapes(model) -> dict[str, list[int]]:
+    """Tensor name -> fully static shape, from shape inference (best effort; dynamic ones left out)."""
+    import onnx
+
+    try:
+        g = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:  # noqa: BLE001 - inference is only a hint here
+        g = model.graph
+    out: dict[str, list[int]] = {}
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        tt = vi.type.tensor_type
+        if vi.type.HasField("tensor_type") and tt.HasField("shape"):
+            dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim]
+            if all(d > 0 for d in dims) or dims == []:
+                out[vi.name] = dims
+    return out
+
+
+def _const_ints(model, name: str) -> list[int] | None:
+    """The values of an int initializer or Constant node output ``name`` (None when not constant)."""
+    from onnx import numpy_helper
+
+    for t in model.graph.initializer:
+        if t.name == name:
+            return [int(v) for v in numpy_helper.to_array(t).reshape(-1)]
+    for n in model.graph.node:
+        if n.op_type == "Constant" and n.output and n.output[0] == name:
+            for a in n.attribute:
+                if a.name == "value":
+                    return [int(v) for v in numpy_helper.to_array(a.t).reshape(-1)]
+    return None
+
+
+def _squeeze_to_reshape(model, node, namer: _Namer, shapes: dict[str, list[int]]) -> list | None:
+    """Squeeze/Unsqueeze (opset >= 13: axes as an input) of a static shape -> Reshape to that shape.
+
+    onnx-tf 1.10 implements Squeeze/Unsqueeze only in their opset-1/11 forms (axes an attribute), so at
+    opset 13-15 every such node fails ("Squeeze version 13 is not implemented"). Reshape has a handler.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    if node.op_type not in ("Squeeze", "Unsqueeze"):
+        return None
+    out_shape = shapes.get(node.output[0])
+    has_axes = len(node.input) > 1 and bool(node.input[1])
+    if out_shape is None or (has_axes and _const_ints(model, node.input[1]) is None):
+        return None
+    shape_name = namer("shape")
+    model.graph.initializer.append(numpy_helper.from_array(np.array(out_shape, dtype=np.int64), shape_name))
+    return [helper.make_node("Reshape", [node.input[0], shape_name], list(node.output), name=namer(node.op_type.lower()))]
+
+
+def _split_to_slices(model, node, namer: _Namer, shapes: dict[str, list[int]]) -> list | None:
+    """Split with known sizes -> one Slice per output.
+
+    onnx-tf lowers Split to tf.split, which the TFLite converter only keeps as the Select-TF op
+    FlexSplitV (seen for torch.split, GRUCell and LSTMCell); Slice maps to a builtin STRIDED_SLICE.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    if node.op_type != "Split":
+        return None
+    axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+    in_shape = shapes.get(node.input[0])
+    sizes = _const_ints(model, node.input[1]) if len(node.input) > 1 and node.input[1] else None
+    if sizes is None:
+        if in_shape is None or len(node.input) > 1 and node.input[1]:
+            return None
+        dim, n = in_shape[axis], len(node.output)
+        chunk = -(-dim // n)  # ONNX: equal parts, the last one smaller when dim is not divisible
+        sizes = [chunk] * (n - 1) + [dim - chunk * (n - 1)]
+        if sizes[-1] <= 0:
+            return None
+    if len(sizes) != len(node.output):
+        return None
+
+    def const(values: list[int], hint: str) -> str:
+        name = namer(hint)
+        model.graph.initializer.append(numpy_helper.from_array(np.array(values, dtype=np.int64), name))
+        return name
+
+    axes, nodes, start = const([axis], "axes"), [], 0
+    for out, size in zip(node.output, sizes):
+        if out:
+            nodes.append(helper.make_node("Slice", [node.input[0], const([start], "starts"), const([start + size], "ends"), axes],
+                                          [out], name=namer("split_slice")))
+        start += size
+    return nodes
+
+
 def _rewrite_nodes(model, fn) -> int:
     """Replace nodes for which ``fn(node)`` returns a list; returns how many were replaced."""
     new, count = [], 0
@@ -353,6 +445,17 @@ def make_compatible(model, *, opset: int = MAX_OPSET, approximate_erf: bool = Tr
                            if n.op_type == "Erf" and types.get(n.input[0], float_t) == float_t else None)
         if k:
             notes.append(f"replaced {k} Erf by a builtin-op polynomial (|error| <= 1.5e-7) to avoid a Flex op")
+    # Before the opset change: the version converter has no adapter for Split-18 (num_outputs).
+    if min(src_opset, opset) >= 13 and any(n.op_type in ("Squeeze", "Unsqueeze") for n in model.graph.node):
+        shapes = _static_shapes(model)
+        k = _rewrite_nodes(model, lambda n: _squeeze_to_reshape(model, n, namer, shapes))
+        if k:
+            notes.append(f"rewrote {k} Squeeze/Unsqueeze as Reshape (onnx-tf has no opset-13 form of them)")
+    if any(n.op_type == "Split" for n in model.graph.node):
+        shapes = _static_shapes(model)
+        k = _rewrite_nodes(model, lambda n: _split_to_slices(model, n, namer, shapes))
+        if k:
+            notes.append(f"rewrote {k} Split as Slices (tf.split becomes the Flex op FlexSplitV in TFLite)")
     too_new = []
     for op in sorted({n.op_type for n in model.graph.node}):
         try:
