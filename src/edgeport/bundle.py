@@ -188,6 +188,9 @@ def check_member_name(name: str, limits: Limits = Limits()) -> str:
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise SecurityError(f"bundle member {shown!r} escapes the extraction folder with '..'", _HINT)
+    long = next((p for p in parts if len(p.encode("utf-8", "surrogateescape")) > 255), None)
+    if long is not None:  # no file system takes a longer name; fail here, not half-way through extracting
+        raise InputError(f"bundle member {shown!r} has a path component of {len(long)} characters (the limit is 255)", _HINT)
     return "/".join(parts)
 
 
@@ -257,11 +260,17 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike, limits: Li
                 raise InputError(f"{archive} is truncated or corrupt ({type(exc).__name__}: {str(exc)[:80]})", _HINT) from None
             for m, rel in members:
                 target = root.joinpath(*rel.split("/"))
-                if m.isdir():
-                    _mkdirs(root, target)
-                    continue
-                _mkdirs(root, target.parent)
-                _write_member(tar, m, target)
+                try:
+                    if m.isdir():
+                        _mkdirs(root, target)
+                        continue
+                    _mkdirs(root, target.parent)
+                    _write_member(tar, m, target)
+                except OSError as exc:  # disk full, a path too long for this file system, ...
+                    if exc.errno is None:  # gzip.BadGzipFile and friends: a corrupt archive (handled below)
+                        raise
+                    raise OutputError(f"cannot extract {rel[:80]!r} from {archive.name}: {exc.strerror or exc}",
+                                      "free some space or extract into a folder with a shorter path") from None
                 written.append(rel)
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise InputError(f"{archive} is truncated or corrupt ({type(exc).__name__}: {str(exc)[:80]})", _HINT) from None

@@ -181,3 +181,19 @@ def test_bundle_reader_raw_bytes(tmp_path_factory, blob, gz):
 
         blob = gzip.compress(blob)
     _check_bundle_bytes(tmp_path_factory, blob)
+
+
+def test_regression_bundle_member_name_too_long(tmp_path_factory):
+    """Found by the bundle fuzzer: a 300-character member name crashed extraction with ENAMETOOLONG."""
+    from edgeport.bundle import open_bundle
+    from edgeport.errors import InputError
+
+    d = tmp_path_factory.mktemp("longname")
+    (d / "b.tar").write_bytes(_build_tar([("x" * 300, tarfile.REGTYPE, b"data", "")], compress=False))
+    try:
+        open_bundle(d / "b.tar", d / "extracted")
+    except InputError as exc:
+        assert "255" in exc.message
+    else:
+        raise AssertionError("a 300-character member name was accepted")
+    assert not any((d / "extracted").iterdir()) if (d / "extracted").exists() else True
