@@ -144,3 +144,13 @@ def check_writable(path: str | os.PathLike, what: str, *, folder: bool = False) 
         raise OutputError(f"cannot write {what} {p}: {parent} is not a folder", hint)
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {what} {p}: {parent} is not writable", hint)
+
+
+def human_size(n: int | float) -> str:
+    """1536 -> "1.5 KB" (binary units, as the CLI tables show file sizes)."""
+    n = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

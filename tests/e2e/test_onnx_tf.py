@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from edgeport.spec import IOSpec
+from tests.e2e.pipeline_steps import prepare_sample
 
 pytestmark = pytest.mark.slow
 REL_TOL = 1e-4
@@ -30,23 +31,7 @@ def onnx_tf_python() -> str:
 
 
 def _prepare(tmp: Path, name: str) -> dict:
-    """reference.npz and a dynamo opset-18 model.onnx made by the pipeline's own steps."""
-    from edgeport.convert import onnx_export, reference
-    from edgeport.fsutil import install_path
-    from edgeport.models import resolve_ref
-
-    ref = resolve_ref(f"sample:{name}").to_json()
-    (tmp / "s0").mkdir()
-    rv = reference.run(staging=str(tmp / "s0"), out_dir=str(tmp), model=ref, io={}, dims={}, reference="",
-                       options={"samples": 3})
-    install_path(tmp / "s0" / "reference.npz", tmp / "reference.npz")
-    (tmp / "s1").mkdir()
-    ov = onnx_export.run(staging=str(tmp / "s1"), out_dir=str(tmp), model=ref, io=rv["io"], dims=rv["dims"],
-                         reference=str(tmp / "reference.npz"), options={"opset": 18})
-    install_path(tmp / "s1" / "model.onnx", tmp / "model.onnx")
-    return {"staging": str(tmp / "s2"), "out_dir": str(tmp), "model": ref, "io": rv["io"], "dims": rv["dims"],
-            "reference": str(tmp / "reference.npz"), "parent_path": str(tmp / "model.onnx"),
-            "parent_io": ov["artifacts"][0]["io"], "options": {"targets": ["saved_model", "tflite"]}}
+    return {**prepare_sample(tmp, name), "staging": str(tmp / "s2"), "options": {"targets": ["saved_model", "tflite"]}}
 
 
 def _convert(tmp: Path, name: str):

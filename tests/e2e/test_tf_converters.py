@@ -23,31 +23,12 @@ from typing import Any
 import pytest
 
 from edgeport.fsutil import sha256_file
+from tests.e2e.pipeline_steps import prepare_sample
 
 REL_TOL = 1e-4
 SAMPLES = ("tiny_cnn", "mobile_cnn", "transformer", "gru", "multi_io", "dynamic")
 ENTRIES = {"onnx2tf": "edgeport.convert.onnx2tf_backend:run", "litert-torch": "edgeport.convert.litert_torch_backend:run"}
 TIMINGS: dict[str, float] = {}
-
-
-def _prepare(tmp: Path, name: str) -> dict[str, Any]:
-    """reference.npz and model.onnx made by the pipeline's own steps; returns a StepJob-like dict."""
-    from edgeport.convert import onnx_export, reference
-    from edgeport.fsutil import install_path
-    from edgeport.models import resolve_ref
-
-    ref = resolve_ref(f"sample:{name}").to_json()
-    (tmp / "s0").mkdir()
-    rv = reference.run(staging=str(tmp / "s0"), out_dir=str(tmp), model=ref, io={}, dims={}, reference="",
-                       options={"samples": 3})
-    install_path(tmp / "s0" / "reference.npz", tmp / "reference.npz")
-    (tmp / "s1").mkdir()
-    ov = onnx_export.run(staging=str(tmp / "s1"), out_dir=str(tmp), model=ref, io=rv["io"], dims=rv["dims"],
-                         reference=str(tmp / "reference.npz"), options={"opset": 18})
-    install_path(tmp / "s1" / "model.onnx", tmp / "model.onnx")
-    return {"out_dir": str(tmp), "model": ref, "io": rv["io"], "dims": rv["dims"],
-            "reference": str(tmp / "reference.npz"), "parent_path": str(tmp / "model.onnx"),
-            "parent_io": ov["artifacts"][0]["io"]}
 
 
 def _convert(job: dict[str, Any], converter: str, staging: Path, options: dict[str, Any], env: dict | None = None):
@@ -109,7 +90,7 @@ _SITECUSTOMIZE = textwrap.dedent('''
 
 
 def test_onnx2tf_tiny_cnn_offline_and_input_untouched(tmp_path, monkeypatch):
-    job = _prepare(tmp_path, "tiny_cnn")
+    job = prepare_sample(tmp_path, "tiny_cnn")
     onnx_path = Path(job["parent_path"])
     before = sha256_file(onnx_path)
     hooks = tmp_path / "hooks"
@@ -146,7 +127,7 @@ def prepared(tmp_path_factory) -> dict[str, dict[str, Any]]:
 
     def get(name: str) -> dict[str, Any]:
         if name not in cache:
-            cache[name] = _prepare(tmp_path_factory.mktemp(name), name)
+            cache[name] = prepare_sample(tmp_path_factory.mktemp(name), name)
         return cache[name]
 
     return get  # type: ignore[return-value]

@@ -18,7 +18,7 @@ from typing import Any
 
 from edgeport.bench import OK, SKIPPED
 from edgeport.bench.runner import BenchReport, BenchRow
-from edgeport.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
+from edgeport.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, human_size
 
 HTML_BEGIN = "<!-- edgeport-bench:begin -->"
 HTML_END = "<!-- edgeport-bench:end -->"
@@ -37,14 +37,7 @@ def fmt_ms(v: float | None) -> str:
 
 
 def fmt_size(n: int | float | None) -> str:
-    if n is None:
-        return "-"
-    x = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if x < 1024 or unit == "GB":
-            return f"{x:.0f} {unit}" if unit == "B" else f"{x:.1f} {unit}"
-        x /= 1024
-    return f"{x:.1f} GB"
+    return "-" if n is None else human_size(n)
 
 
 def fmt_mb(v: float | None) -> str:

@@ -23,7 +23,8 @@ def bundle(
     Given a bundle, this checks it (safe extraction, sha256 of every file) and with -o extracts it.
     """
     from edgeport.bundle import extract_to, is_bundle, opened_bundle, pack
-    from edgeport.cli.common import console, human_size, split_list
+    from edgeport.cli.common import console, split_list
+    from edgeport.fsutil import human_size
     from edgeport.errors import InputError
     from edgeport.fsutil import atomic_write_json, sha256_file
 

@@ -7,6 +7,7 @@ import sys
 
 from rich.console import Console
 
+
 console = Console(stderr=False, highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -27,10 +28,3 @@ def split_list(values: list[str] | str | None) -> list[str]:
     return out
 
 
-def human_size(n: int | float) -> str:
-    n = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"

@@ -60,7 +60,8 @@ def _run(model, output, to, inputs, inputs_npz, weights, trust_pickle, converter
     import json
     import time
 
-    from edgeport.cli.common import console, human_size, split_list
+    from edgeport.cli.common import console, split_list
+    from edgeport.fsutil import human_size
     from edgeport.convert.plan import ConvertOptions, convert as run_convert
     from edgeport.errors import InputError, UsageError
     from edgeport.fsutil import atomic_write_json

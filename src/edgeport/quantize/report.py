@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from edgeport.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
+from edgeport.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, human_size
 
 SNR_PLOT_CAP = 60.0  # dB; fp32 rows agree to ~1e-6 (>100 dB), which would flatten everything else
 PNG_SCATTER = "accuracy_vs_latency.png"
@@ -28,12 +28,7 @@ def label(row: Any) -> str:
 
 
 def fmt_size(n: int | float) -> str:
-    n = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
+    return human_size(n)
 
 
 def fmt_num(v: Any, spec: str = ".4f") -> str:

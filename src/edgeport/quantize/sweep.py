@@ -507,11 +507,7 @@ class Sweep:
         row.convert_seconds = res.seconds
         if not res.ok:
             return self._failed(row, res, "convert")
-        v = res.value
-        row.size_bytes = int(v["size_bytes"])
-        row.notes.extend(v.get("notes", []))
-        row.options = dict(v.get("options", {}))
-        row.tools = dict(v.get("tools", {}))
+        _take_convert_result(row, res.value)
         try:
             from edgeport.convert.tflite_inspect import inspect_tflite
             from edgeport.quantize.tflite_variants import variant_io
@@ -536,11 +532,7 @@ class Sweep:
         row.convert_seconds = res.seconds
         if not res.ok:
             return self._failed(row, res, "convert")
-        v = res.value
-        row.size_bytes = int(v["size_bytes"])
-        row.notes.extend(v.get("notes", []))
-        row.options = dict(v.get("options", {}))
-        row.tools = dict(v.get("tools", {}))
+        v = _take_convert_result(row, res.value)
         row.ops = dict(v.get("ops", {}))
         row.io = IOSpec.from_json(v["io"])
         return row
@@ -750,3 +742,11 @@ def sweep(out: str | os.PathLike, options: QuantizeOptions, progress: Callable[[
     """Run the quantization sweep on the output folder ``out`` (see the module docstring)."""
     return Sweep(Path(out), options, progress).run()
 
+
+def _take_convert_result(row: "VariantRow", v: dict[str, Any]) -> dict[str, Any]:
+    """Copy what every variant converter returns (size, notes, options, tool versions) onto ``row``."""
+    row.size_bytes = int(v["size_bytes"])
+    row.notes.extend(v.get("notes", []))
+    row.options = dict(v.get("options", {}))
+    row.tools = dict(v.get("tools", {}))
+    return v
