@@ -49,6 +49,7 @@ def assert_parity(
     atol: Tol = None,
     rtol: Tol = None,
     statistic: str | None = None,
+    compare: str | Iterable[str] | None = None,
     samples: int | None = None,
     seed: int = 0,
     inputs_npz: str | os.PathLike | None = None,
@@ -64,7 +65,8 @@ def assert_parity(
     """Assert that every artifact of the output folder ``model`` (or the file ``other`` against the file
     ``model``) matches its reference within tolerance. Returns the report.
 
-    ``atol``/``rtol``: a number, ``{"output": value}`` (``"*"`` for all), or CLI strings. ``config``:
+    ``atol``/``rtol``: a number, ``{"output": value}`` (``"*"`` for all), or CLI strings. ``compare``:
+    ``"scale"`` (the default for fp32/fp16) or ``"elementwise"`` (allclose), or ``"NAME:MODE"`` strings. ``config``:
     True reads the nearest edgeport.toml / pyproject.toml like the CLI, a path reads that file, False
     none. ``allow_skipped=False`` also fails when a runtime could not run here (e.g. torch missing).
     """
@@ -75,7 +77,7 @@ def assert_parity(
         cfg = ValidateConfig()
     else:
         cfg = load_config(None if config is True else config)
-    cfg.tolerances.add_cli(_tol_strings(atol), _tol_strings(rtol), statistic)
+    cfg.tolerances.add_cli(_tol_strings(atol), _tol_strings(rtol), statistic, compare=compare)
     opts = ValidateOptions(samples=samples, seed=seed, inputs_npz=str(inputs_npz) if inputs_npz else None,
                            reference=reference, artifacts=list(artifacts) if artifacts else None,
                            runtimes=list(runtimes) if runtimes else None, tolerances=cfg.tolerances, threads=threads,
@@ -104,12 +106,17 @@ def assert_parity(
     return report
 
 
-def assert_close(expected: Any, actual: Any, *, atol: float = 1e-4, rtol: float = 1e-3, statistic: str = "elementwise",
-                 name: str = "output") -> None:
-    """Assert two arrays (or two dicts of arrays with the same keys) agree, with edgeport's metrics in the message."""
-    from edgeport.validate.metrics import Tolerance, compare_output
+def assert_close(expected: Any, actual: Any, *, atol: float | None = None, rtol: float | None = None,
+                 statistic: str | None = None, compare: str | None = None, name: str = "output") -> None:
+    """Assert two arrays (or two dicts of arrays with the same keys) agree, with edgeport's metrics in the message.
 
-    tol = Tolerance(atol=atol, rtol=rtol).with_(statistic=statistic)
+    Unset tolerances are ``edgeport validate``'s fp32 default (the scale rule of :mod:`edgeport.tolerance`:
+    every element within atol + rtol x the output's max |expected|); ``compare="elementwise"`` is allclose.
+    """
+    from edgeport.validate.config import KIND_DEFAULTS
+    from edgeport.validate.metrics import compare_output
+
+    tol = KIND_DEFAULTS["fp32"].with_(atol=atol, rtol=rtol, statistic=statistic, compare=compare)
     pairs = [(k, expected[k], actual[k] if k in actual else None) for k in expected] if isinstance(expected, Mapping) \
         else [(name, expected, actual)]
     problems = []

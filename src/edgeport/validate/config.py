@@ -6,12 +6,16 @@ Tolerances are resolved per (artifact, output) from layers, later ones winning:
 2. the config file: global keys, then ``[...validate.variants.KIND]``, then ``[...validate.outputs.NAME]``;
 3. the command line: ``--atol 1e-4`` (global) then ``--atol logits:1e-3`` (one output).
 
+The rule itself (``compare = "scale"``: every element within ``atol + rtol * max|ref|``, or
+``"elementwise"``: numpy allclose) is :mod:`edgeport.tolerance`, the one convert's parity gate uses too.
+
 The config file is ``edgeport.toml`` (table ``[validate]``) or ``pyproject.toml`` (table
 ``[tool.edgeport.validate]``), found in the working directory or its parents, or named with ``--config``::
 
     [tool.edgeport.validate]
     atol = 1e-4                    # or a list like the CLI: ["1e-4", "logits:1e-3"]
     rtol = 1e-3
+    compare = "scale"              # or "elementwise" (numpy allclose: rtol relative to each element)
     statistic = "elementwise"      # max, mean, median, p99
     samples = 4
     seed = 0
@@ -34,15 +38,24 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from edgeport.errors import InputError, UsageError
+from edgeport.tolerance import ELEMENTWISE, FP32_ATOL, FP32_RTOL, SCALE, normalize_compare
 from edgeport.validate.metrics import Tolerance, normalize_statistic
 
-# Defaults per kind of artifact. fp32 conversions agree to ~1e-6; these leave ~100x headroom.
+# Defaults per kind of artifact. fp32 and fp16 are judged against each output's magnitude (float noise
+# is relative to it: fp32 conversions agree to ~1e-6 of it, fp16 to ~1e-3); quantized artifacts by their
+# mean error, relative to each element, plus a cosine floor.
 KIND_DEFAULTS: dict[str, Tolerance] = {
-    "fp32": Tolerance(atol=1e-4, rtol=1e-3, statistic="elementwise"),
-    "fp16": Tolerance(atol=1e-2, rtol=1e-2, statistic="elementwise", min_cosine=0.999),
+    "fp32": Tolerance(atol=FP32_ATOL, rtol=FP32_RTOL, statistic="elementwise", compare=SCALE),
+    "fp16": Tolerance(atol=1e-4, rtol=1e-2, statistic="elementwise", min_cosine=0.999, compare=SCALE),
     "quantized": Tolerance(atol=0.1, rtol=0.1, statistic="mean", min_cosine=0.98),
 }
-TOLERANCE_KEYS = ("atol", "rtol", "statistic", "min_cosine", "min_snr_db", "min_top1")
+# The start when ``compare = "elementwise"`` is chosen for fp32 / fp16 (allclose needs a real absolute
+# floor for the elements near zero): numpy-style ``atol + rtol * |ref|`` with ~100x headroom.
+ELEMENTWISE_DEFAULTS: dict[str, Tolerance] = {
+    "fp32": Tolerance(atol=1e-4, rtol=1e-3, statistic="elementwise"),
+    "fp16": Tolerance(atol=1e-2, rtol=1e-2, statistic="elementwise", min_cosine=0.999),
+}
+TOLERANCE_KEYS = ("atol", "rtol", "compare", "statistic", "min_cosine", "min_snr_db", "min_top1")
 RUN_KEYS = ("samples", "seed", "reference", "timeout", "threads", "jobs", "artifacts", "runtimes", "localize")
 SECTION_KEYS = ("outputs", "variants")
 
@@ -92,12 +105,35 @@ def parse_overrides(values: Iterable[str] | str | float | None, what: str) -> tu
     return glob, per
 
 
+def parse_compare(values: Iterable[str] | str | None) -> tuple[str | None, dict[str, str]]:
+    """``["elementwise", "emb:scale"]`` -> ("elementwise", {"emb": "scale"}). Commas separate items too."""
+    glob: str | None = None
+    per: dict[str, str] = {}
+    for raw in [values] if isinstance(values, str) else (values or []):
+        for item in (i.strip() for i in str(raw).split(",")):
+            if not item:
+                continue
+            name, sep, mode = item.rpartition(":")
+            if sep and not name.strip():
+                raise UsageError(f"--compare {item!r} names no output", "write --compare NAME:MODE, e.g. --compare logits:elementwise")
+            if sep:
+                per[name.strip()] = normalize_compare(mode)
+            else:
+                glob = normalize_compare(mode)
+    return glob, per
+
+
 def _tol_fields(table: dict[str, Any], where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in table.items():
         if k not in TOLERANCE_KEYS:
             raise UsageError(f"unknown key {k!r} in {where}", f"use any of: {', '.join(TOLERANCE_KEYS)}")
-        out[k] = normalize_statistic(v) if k == "statistic" else _float(v, f"{where}.{k}")
+        if k == "statistic":
+            out[k] = normalize_statistic(v)
+        elif k == "compare":
+            out[k] = normalize_compare(v)
+        else:
+            out[k] = _float(v, f"{where}.{k}")
     return out
 
 
@@ -112,19 +148,41 @@ class ToleranceConfig:
     cli_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def resolve(self, variant: str, output: str) -> Tolerance:
+        """The tolerance of ``output`` of an artifact of ``variant``: its kind's default for the chosen
+        ``compare`` (:data:`KIND_DEFAULTS`, or :data:`ELEMENTWISE_DEFAULTS`), then every layer set."""
         kind = kind_of(variant)
+        layers = [layer for layer in (self.config_global, self.config_variants.get(kind, {}), self.config_variants.get(variant, {}),
+                                      self.config_outputs.get(output, {}), self.cli_global, self.cli_outputs.get(output, {}))
+                  if layer]
         tol = KIND_DEFAULTS[kind]
-        for layer in (self.config_global, self.config_variants.get(kind, {}), self.config_variants.get(variant, {}),
-                      self.config_outputs.get(output, {}), self.cli_global, self.cli_outputs.get(output, {})):
-            if layer:
-                tol = tol.with_(**layer)
+        compare = next((layer["compare"] for layer in reversed(layers) if "compare" in layer), tol.compare)
+        if compare != tol.compare:
+            tol = ELEMENTWISE_DEFAULTS.get(kind, tol) if compare == ELEMENTWISE else tol
+        for layer in layers:
+            tol = tol.with_(**layer)
         return tol
 
     def for_artifact(self, variant: str):
         """A ``name -> Tolerance`` function for one artifact."""
         return lambda name: self.resolve(variant, name)
 
-    def add_cli(self, atol: Iterable[str] | None = None, rtol: Iterable[str] | None = None, statistic: str | None = None) -> None:
+    def for_reference_check(self, variant: str):
+        """A ``name -> Tolerance`` function for checking the reference against reference.npz.
+
+        That check asks whether the model changed since convert, so float noise between processes must
+        never fail it: the scale rule, never tighter than the kind's default (settings may loosen it).
+        """
+        base = KIND_DEFAULTS[kind_of(variant)]
+
+        def tol(name: str) -> Tolerance:
+            t = self.resolve(variant, name)
+            return t.with_(compare=SCALE, atol=max(t.atol, base.atol), rtol=max(t.rtol, base.rtol))
+
+        return tol
+
+    def add_cli(self, atol: Iterable[str] | None = None, rtol: Iterable[str] | None = None, statistic: str | None = None,
+                *, compare: Iterable[str] | str | None = None) -> None:
+        """Command-line layers: ``--atol``/``--rtol`` VALUE or NAME:VALUE, ``--stat``, ``--compare`` MODE or NAME:MODE."""
         for key, values in (("atol", atol), ("rtol", rtol)):
             glob, per = parse_overrides(values, key)
             if glob is not None:
@@ -133,10 +191,16 @@ class ToleranceConfig:
                 self.cli_outputs.setdefault(name, {})[key] = v
         if statistic:
             self.cli_global["statistic"] = normalize_statistic(statistic)
+        glob_mode, per_mode = parse_compare(compare)
+        if glob_mode is not None:
+            self.cli_global["compare"] = glob_mode
+        for name, mode in per_mode.items():
+            self.cli_outputs.setdefault(name, {})["compare"] = mode
 
     def to_json(self) -> dict[str, Any]:
         return {
             "defaults": {k: t.to_json() for k, t in KIND_DEFAULTS.items()},
+            "elementwise_defaults": {k: t.to_json() for k, t in ELEMENTWISE_DEFAULTS.items()},
             "config": {"global": self.config_global, "variants": self.config_variants, "outputs": self.config_outputs},
             "cli": {"global": self.cli_global, "outputs": self.cli_outputs},
         }

@@ -11,10 +11,19 @@ Every metric is computed in float64 over the whole output (all samples stacked):
   of rows whose arg-max agrees, and the mean overlap of the two top-5 sets.
 
 NaN or Inf in the candidate is a failure of its own, whatever the tolerance. A :class:`Tolerance`
-checks one output with a chosen statistic: ``elementwise`` (numpy ``allclose``: every element within
-``atol + rtol * |ref|``), or ``max`` / ``mean`` / ``median`` / ``pNN`` (percentile), which pass when
-the statistic of the absolute error is within ``atol`` *or* that of the relative error within
-``rtol`` (Polygraphy's rule). Optional floors ``min_cosine``, ``min_snr_db``, ``min_top1`` add checks.
+checks one output by one of the two rules of :mod:`edgeport.tolerance` (``compare``):
+
+- ``scale``: every element within ``atol + rtol * max|ref|`` (the error relative to the output's
+  magnitude; the default for fp32 and fp16 artifacts, see :mod:`edgeport.validate.config`); with a
+  ``statistic`` other than ``elementwise``/``max``, that statistic of the absolute error is checked
+  against the same limit;
+- ``elementwise`` (the dataclass default): with the ``elementwise`` statistic, numpy ``allclose`` (every
+  element within ``atol + rtol * |ref|``); with ``max`` / ``mean`` / ``median`` / ``pNN`` (percentile),
+  a pass when the statistic of the absolute error is within ``atol`` *or* that of the relative error
+  within ``rtol`` (Polygraphy's rule).
+
+Optional floors ``min_cosine``, ``min_snr_db``, ``min_top1`` add checks. ``max_rel_scale`` (max abs
+error / max|ref|) is the number the scale rule is about.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from edgeport.errors import UsageError
+from edgeport.tolerance import ELEMENTWISE, SCALE, closeness, normalize_compare, statistic_of
 
 EPS32 = float(np.finfo(np.float32).eps)
 STATISTICS = ("elementwise", "max", "mean", "median")  # plus percentiles: p90, p99, p99.9 ...
@@ -58,15 +68,23 @@ class Tolerance:
     min_cosine: float | None = None
     min_snr_db: float | None = None
     min_top1: float | None = None
+    compare: str = ELEMENTWISE  # or SCALE: rtol relative to the output's magnitude (edgeport.tolerance)
 
     def with_(self, **kw: Any) -> "Tolerance":
         kw = {k: v for k, v in kw.items() if v is not None}
         if "statistic" in kw:
             kw["statistic"] = normalize_statistic(kw["statistic"])
+        if "compare" in kw:
+            kw["compare"] = normalize_compare(kw["compare"])
         return replace(self, **kw)
 
     def describe(self) -> str:
-        parts = [f"atol={self.atol:g}", f"rtol={self.rtol:g}", self.statistic]
+        if self.compare == SCALE:
+            parts = [f"atol={self.atol:g} + rtol={self.rtol:g}*scale"]
+            if self.statistic not in ("elementwise", "max"):
+                parts.append(self.statistic)
+        else:
+            parts = [f"atol={self.atol:g}", f"rtol={self.rtol:g}", self.statistic]
         if self.min_cosine is not None:
             parts.append(f"cosine>={self.min_cosine:g}")
         if self.min_snr_db is not None:
@@ -76,7 +94,8 @@ class Tolerance:
         return " ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """The set fields; ``compare`` only when it is ``scale`` (no key means elementwise, as in older reports)."""
+        return {k: v for k, v in asdict(self).items() if v is not None and not (k == "compare" and v == ELEMENTWISE)}
 
 
 @dataclass
@@ -178,20 +197,11 @@ def error_metrics(ref: np.ndarray, cand: np.ndarray, classifier: bool = False) -
         cosine=cosine,
         snr_db=snr,
         ref_max_abs=scale,
+        max_rel_scale=float(diff.max()) / scale if scale > 0 else (0.0 if float(diff.max()) == 0.0 else math.inf),
     )
     if classifier and finite.all() and r.ndim >= 1 and r.shape[-1] >= 2:
         m.update(topk_agreement(r, c))
     return m
-
-
-def _stat(values: np.ndarray, statistic: str) -> float:
-    if statistic == "max":
-        return float(values.max())
-    if statistic == "mean":
-        return float(values.mean())
-    if statistic == "median":
-        return float(np.median(values))
-    return float(np.percentile(values, float(statistic[1:])))
 
 
 def _fmt(v: float) -> str:
@@ -231,20 +241,13 @@ def compare_output(name: str, ref: np.ndarray, cand: np.ndarray, tol: Tolerance,
     r = np.asarray(ref, dtype=np.float64)
     c = np.asarray(cand, dtype=np.float64)
     ok = np.isfinite(r) & np.isfinite(c)
-    diff = np.abs(c[ok] - r[ok])
-    if tol.statistic == "elementwise":
-        allowed = tol.atol + tol.rtol * np.abs(r[ok])
-        bad = int(np.count_nonzero(diff > allowed))
-        worst = float(np.max(diff / np.maximum(allowed, np.finfo(np.float64).tiny)))
-        metrics["tolerance_ratio"] = worst
-        metrics["mismatched"] = bad
-        if bad:
-            failures.append(f"{bad} of {diff.size} values outside atol={tol.atol:g} + rtol={tol.rtol:g}*|ref| "
-                            f"(max abs err {_fmt(metrics['max_abs'])}, worst {worst:.3g}x the allowance)")
+    if tol.compare == SCALE or tol.statistic == "elementwise":
+        failures.extend(_rule_failures(r[ok], c[ok], tol, metrics))
     else:
+        diff = np.abs(c[ok] - r[ok])
         floor = max(EPS32 * float(np.max(np.abs(r[ok]))), np.finfo(np.float64).tiny)
         rel = diff / np.maximum(np.abs(r[ok]), floor)
-        s_abs, s_rel = _stat(diff, tol.statistic), _stat(rel, tol.statistic)
+        s_abs, s_rel = statistic_of(diff, tol.statistic), statistic_of(rel, tol.statistic)
         metrics[f"{tol.statistic}_abs"] = s_abs
         metrics[f"{tol.statistic}_rel"] = s_rel
         if s_abs > tol.atol and s_rel > tol.rtol:
@@ -257,6 +260,23 @@ def compare_output(name: str, ref: np.ndarray, cand: np.ndarray, tol: Tolerance,
     if tol.min_top1 is not None and "top1" in metrics and metrics["top1"] < tol.min_top1:
         failures.append(f"top-1 agreement {metrics['top1']:.3f} < {tol.min_top1:g}")
     return OutputComparison(name, not failures, metrics, tol, failures, notes)
+
+
+def _rule_failures(ref: np.ndarray, cand: np.ndarray, tol: Tolerance, metrics: dict[str, Any]) -> list[str]:
+    """The scale or elementwise (allclose) rule of :func:`edgeport.tolerance.closeness` on finite values."""
+    v = closeness(ref, cand, tol.atol, tol.rtol, tol.compare, tol.statistic)
+    metrics["tolerance_ratio"] = v.ratio
+    metrics["mismatched"] = v.mismatched
+    if v:
+        return []
+    if tol.compare == ELEMENTWISE:
+        return [f"{v.mismatched} of {ref.size} values outside atol={tol.atol:g} + rtol={tol.rtol:g}*|ref| "
+                f"(max abs err {_fmt(metrics['max_abs'])}, worst {v.ratio:.3g}x the allowance)"]
+    rel = f"{v.error / v.scale:.2e} of" if v.scale > 0 else "with"
+    what = "max abs err" if tol.statistic in ("elementwise", "max") else f"{tol.statistic} abs err"
+    count = f"{v.mismatched} of {ref.size} values outside the allowance; " if tol.statistic in ("elementwise", "max") else ""
+    return [f"{count}{what} {_fmt(v.error)} ({rel} the output's magnitude {_fmt(v.scale)}) > atol={tol.atol:g} + "
+            f"rtol={tol.rtol:g}*magnitude = {_fmt(v.allowed)}"]
 
 
 def stack_samples(samples: list[dict[str, np.ndarray]], name: str) -> np.ndarray:
