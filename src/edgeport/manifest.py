@@ -45,14 +45,16 @@ class Artifact:
     seconds: float = 0.0
     cache_key: str = ""
     checks: dict[str, Any] = field(default_factory=dict)  # post-conversion checks: ops, flex, parity
+    data_files: dict[str, str] = field(default_factory=dict)  # ONNX external data beside ``path``: relative path -> sha256
 
     def to_json(self) -> dict[str, Any]:
+        extra = {"data_files": dict(self.data_files)} if self.data_files else {}
         return {
             "name": self.name, "format": self.format, "path": self.path, "sha256": self.sha256,
             "size_bytes": self.size_bytes, "converter": self.converter, "options": self.options,
             "tools": self.tools, "parent": self.parent, "variant": self.variant, "io": self.io.to_json(),
             "ops": self.ops, "notes": self.notes, "seconds": round(self.seconds, 3), "cache_key": self.cache_key,
-            "checks": self.checks,
+            "checks": self.checks, **extra,
         }
 
     @staticmethod
@@ -65,6 +67,7 @@ class Artifact:
                 variant=str(d.get("variant", "fp32")), io=IOSpec.from_json(d.get("io", {})),
                 ops=dict(d.get("ops", {})), notes=list(d.get("notes", [])), seconds=float(d.get("seconds", 0.0)),
                 cache_key=str(d.get("cache_key", "")), checks=dict(d.get("checks", {})),
+                data_files={str(k): str(v) for k, v in dict(d.get("data_files", {})).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise ManifestError(f"malformed artifact entry in manifest: {exc}", "re-run edgeport convert") from None
@@ -81,10 +84,13 @@ class Attempt:
     seconds: float = 0.0
     artifact: str | None = None
     log_tail: str = ""
+    latency_ms: float | None = None  # 1-thread p50 measured when auto chose among passing candidates
 
     def to_json(self) -> dict[str, Any]:
         d = {"target": self.target, "converter": self.converter, "status": self.status, "reason": self.reason,
              "seconds": round(self.seconds, 3), "artifact": self.artifact}
+        if self.latency_ms is not None:
+            d["latency_ms"] = round(self.latency_ms, 4)
         if self.log_tail:
             d["log_tail"] = self.log_tail[-2000:]
         return d
@@ -93,7 +99,8 @@ class Attempt:
     def from_json(d: dict[str, Any]) -> "Attempt":
         return Attempt(target=str(d.get("target", "")), converter=str(d.get("converter", "")),
                        status=str(d.get("status", "")), reason=str(d.get("reason", "")),
-                       seconds=float(d.get("seconds", 0.0)), artifact=d.get("artifact"), log_tail=str(d.get("log_tail", "")))
+                       seconds=float(d.get("seconds", 0.0)), artifact=d.get("artifact"), log_tail=str(d.get("log_tail", "")),
+                       latency_ms=float(d["latency_ms"]) if isinstance(d.get("latency_ms"), (int, float)) else None)
 
 
 @dataclass
@@ -202,6 +209,8 @@ class Manifest:
             raise ManifestError(f"{path} lists an artifact name twice", "re-run edgeport convert to re-create it")
         for a in m.artifacts:
             m.abspath(a)  # rejects paths escaping the folder
+            for rel in a.data_files:
+                m.abspath(rel)
         return m
 
     def verify(self, names: list[str] | None = None) -> list[str]:
@@ -215,6 +224,12 @@ class Manifest:
                 problems.append(f"{a.name}: {a.path} is missing")
             elif a.sha256 and sha256_path(p) != a.sha256:
                 problems.append(f"{a.name}: {a.path} does not match its sha256 (modified after convert)")
+            for rel, digest in a.data_files.items():
+                dp = self.abspath(rel)
+                if not dp.is_file():
+                    problems.append(f"{a.name}: its external data file {rel} is missing")
+                elif sha256_path(dp) != digest:
+                    problems.append(f"{a.name}: its external data file {rel} does not match its sha256 (modified after convert)")
         if self.reference.get("path"):
             rp = self.reference_path
             if not rp.exists():

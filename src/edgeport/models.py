@@ -106,8 +106,10 @@ def resolve_ref(text: str, *, trust_pickle: bool = False, weights: str | None = 
             return _with_weights(ModelRef(ref=text, kind="python_file", path=absolute, attr=attr, sha256=digest), weights)
         if attr:
             raise UsageError(f"{text}: ':{attr}' only applies to .py files and modules", "pass the file alone")
-        if suffix == ".onnx":
-            return ModelRef(ref=text, kind="onnx", path=absolute, sha256=digest)
+        if suffix == ".onnx":  # external data files are checked (inside the model's folder) and hashed too
+            from edgeport.convert.onnx_data import digest_with_data
+
+            return ModelRef(ref=text, kind="onnx", path=absolute, sha256=digest_with_data(p))
         if suffix == ".pt2":
             return ModelRef(ref=text, kind="exported_program", path=absolute, sha256=digest)
         if suffix in (".pt", ".pth", ".ptl", ".jit"):
@@ -208,9 +210,12 @@ def _unpack_factory_result(result: Any, where: str) -> tuple[Any, tuple | None]:
             ex = (ex,)
         elif isinstance(ex, list):
             ex = tuple(ex)
-        if not isinstance(ex, tuple) or not all(isinstance(t, torch.Tensor) for t in ex):
+        ok = isinstance(ex, tuple) and all(
+            isinstance(t, torch.Tensor) or (isinstance(t, dict) and t and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                                             for k, v in t.items())) for t in ex)
+        if not ok:
             raise ModelError(f"{where} returned (module, example_inputs) but example_inputs is not a tensor or tuple of tensors",
-                             "return (module, (tensor, ...))")
+                             "return (module, (tensor, ...)); a dict argument is {name: tensor}")
         return result[0], ex
     if isinstance(result, torch.nn.Module):
         return result, None
@@ -227,6 +232,7 @@ def load_model(ref_json: dict[str, Any]) -> LoadedModel:
     out_names = None
     example = None
     ep = None
+    in_names = None
     if ref.kind == "sample":
         import sample_models
 
@@ -249,6 +255,7 @@ def load_model(ref_json: dict[str, Any]) -> LoadedModel:
             names = [n for n in dir(mod) if not n.startswith("_")][:12]
             raise ModelError(f"{ref.ref}: the module has no attribute {ref.attr!r}", f"pick one of: {', '.join(names)}")
         module, example = _unpack_factory_result(_call_factory(getattr(mod, ref.attr), where), where)
+        example, in_names = _flatten_dict_example(module, example, where)
     elif ref.kind == "torchscript":
         module = _load_pt(ref)
     elif ref.kind == "exported_program":
@@ -265,8 +272,25 @@ def load_model(ref_json: dict[str, Any]) -> LoadedModel:
         _apply_weights(module, ref)
     if isinstance(module, torch.nn.Module):
         module.eval()
-    return LoadedModel(module=module, example_inputs=example, input_names=None, output_names=out_names,
+    return LoadedModel(module=module, example_inputs=example, input_names=in_names, output_names=out_names,
                        input_specs=specs, exported_program=ep)
+
+
+def _flatten_dict_example(module: Any, example: tuple | None, where: str) -> tuple[tuple | None, list[str] | None]:
+    """Example inputs with dict arguments -> flat tensors named ``PARAM.KEY`` (what feeds a dict parameter)."""
+    if example is None or not any(isinstance(t, dict) for t in example):
+        return example, None
+    names = forward_param_names(module)
+    if names is None or len(names) < len(example):
+        raise ModelError(f"{where}: a dict example input needs a forward whose parameters can be read by name",
+                         "give forward named parameters (def forward(self, batch): ...)")
+    flat, flat_names = [], []
+    for n, t in zip(names, example):
+        items = t.items() if isinstance(t, dict) else [(None, t)]
+        for k, v in items:
+            flat.append(v)
+            flat_names.append(n if k is None else f"{n}.{k}")
+    return tuple(flat), flat_names
 
 
 def _load_pt(ref: ModelRef):
@@ -407,7 +431,9 @@ def resolve_input_specs(loaded: LoadedModel, ref: ModelRef) -> tuple[list[Tensor
                         dims[d] = int(size)
         return specs, dims, tuple(t.detach().cpu().numpy() for t in example) if example is not None else None
     if example is not None:
-        if names is None or len(names) < len(example):
+        if loaded.input_names:
+            names = loaded.input_names
+        elif names is None or len(names) < len(example):
             names = [f"input_{i}" for i in range(len(example))]
         specs = []
         for n, t in zip(names, example):

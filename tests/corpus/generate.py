@@ -173,7 +173,7 @@ def _py_files(d: Path) -> None:
                 return None
         class ReturnsNested(torch.nn.Module):
             def forward(self, x):
-                return {"a": (x, [x])}
+                return {"a": (x, [3])}
         class ReturnsNaN(torch.nn.Module):
             def forward(self, x):
                 return x / 0.0 * 0.0
@@ -256,7 +256,7 @@ def build(d: Path) -> list[Case]:
         C("factory-needs-args", ["convert", f"{lin}:needs_args", "--input", "1x4", "-o", "{out}"], 2, "defaults"),
         C("factory-bad-example", ["convert", f"{lin}:bad_pair", "-o", "{out}"], 2, "example_inputs"),
         C("forward-returns-none", ["convert", f"{lin}:ReturnsNone", "--input", "1x4", "-o", "{out}"], 2, "returned None"),
-        C("forward-returns-nested", ["convert", f"{lin}:ReturnsNested", "--input", "1x4", "-o", "{out}"], 2, "nested"),
+        C("forward-returns-nested", ["convert", f"{lin}:ReturnsNested", "--input", "1x4", "-o", "{out}"], 2, "'a.1.0' is a int, not a tensor"),
         C("forward-returns-int", ["convert", f"{lin}:ReturnsInt", "--input", "1x4", "-o", "{out}"], 2, "returned a int"),
         C("forward-nan", ["convert", f"{lin}:ReturnsNaN", "--input", "1x4", "-o", "{out}"], 2, "NaN"),
         C("forward-inf", ["convert", f"{lin}:ReturnsInf", "--input", "1x4", "-o", "{out}"], 2, "Inf"),

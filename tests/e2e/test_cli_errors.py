@@ -72,11 +72,11 @@ def test_forward_returning_none_and_nan(cli, tmp_path):
                 return x * float('nan')
         class Nested(torch.nn.Module):
             def forward(self, x):
-                return (x, (x, x))
+                return (x, (x, "not a tensor"))
     """))
     _one_line_error(cli("convert", f"{model}:NoneNet", "--input", "1x4", "-o", str(tmp_path / "a")), "returned None")
     _one_line_error(cli("convert", f"{model}:NanNet", "--input", "1x4", "-o", str(tmp_path / "b")), "NaN")
-    _one_line_error(cli("convert", f"{model}:Nested", "--input", "1x4", "-o", str(tmp_path / "c")), "nested")
+    _one_line_error(cli("convert", f"{model}:Nested", "--input", "1x4", "-o", str(tmp_path / "c")), "'output_1.1' is a str, not a tensor")
 
 
 def test_output_folder_not_ours_is_refused(cli, tmp_path):

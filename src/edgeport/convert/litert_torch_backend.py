@@ -71,9 +71,17 @@ class LiteRtTorchOptions:
 
 
 def _wrapper(module: Any, input_names: list[str], output_names: list[str], channels_last: list[bool]) -> Any:
-    """nn.Module taking keyword inputs (reference names) and returning {reference output name: tensor}."""
+    """nn.Module taking keyword inputs (reference names made identifiers, see
+    :func:`edgeport.forward_io.identifier_names`) and returning {reference output name: tensor}.
+
+    The model's own forward gets its inputs as :func:`edgeport.forward_io.call_forward` binds them, and
+    its result (any structure of tensors) is flattened in the order that names the reference outputs."""
     import torch
-    from torch.utils import _pytree as pytree
+
+    from edgeport.forward_io import bind, call_forward, flatten_outputs, identifier_names
+
+    binding = bind(module, input_names)
+    keys = identifier_names(input_names)
 
     class NamedIO(torch.nn.Module):
         def __init__(self) -> None:
@@ -82,12 +90,12 @@ def _wrapper(module: Any, input_names: list[str], output_names: list[str], chann
 
         def forward(self, **inputs: Any) -> dict[str, Any]:
             args = []
-            for name, cl in zip(input_names, channels_last):
-                x = inputs[name]
+            for key, cl in zip(keys, channels_last):
+                x = inputs[key]
                 if cl:  # (N, d1, ..., C) -> (N, C, d1, ...)
                     x = x.permute(0, x.dim() - 1, *range(1, x.dim() - 1))
                 args.append(x)
-            flat, _ = pytree.tree_flatten(self.inner(*args))
+            flat = flatten_outputs(call_forward(self.inner, input_names, args, binding))
             if len(flat) != len(output_names):
                 raise ModelError(f"the model returns {len(flat)} tensors, the reference {len(output_names)}",
                                  "check the model's outputs")
@@ -150,12 +158,21 @@ def run(
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         if opts.named_io:
-            wrapped = _wrapper(module, [t.name for t in ref_io.inputs], [t.name for t in ref_io.outputs], cl)
-            edge = litert_torch.convert(wrapped, sample_kwargs=sample)
+            from edgeport.forward_io import identifier_names
+
+            names = [t.name for t in ref_io.inputs]
+            wrapped = _wrapper(module, names, [t.name for t in ref_io.outputs], cl)
+            edge = litert_torch.convert(wrapped, sample_kwargs=dict(zip(identifier_names(names), (sample[n] for n in names))))
         else:
             if opts.channels_last:
                 raise UsageError("channels_last needs named_io", "leave named_io on")
-            edge = litert_torch.convert(module.eval(), tuple(sample[t.name] for t in ref_io.inputs))
+            from edgeport.forward_io import flat_module
+
+            target, wrap_notes = flat_module(module.eval(), [t.name for t in ref_io.inputs],
+                                             tuple(sample[t.name] for t in ref_io.inputs),
+                                             output_names=[t.name for t in ref_io.outputs])
+            notes.extend(wrap_notes)
+            edge = litert_torch.convert(target, tuple(sample[t.name] for t in ref_io.inputs))
         edge.export(str(dest))
     except EdgeportError:
         raise

@@ -4,7 +4,9 @@ The dynamo exporter at opset >= 18 is the default; it is the maintained path and
 names in node metadata. ``--legacy-exporter`` (TorchScript-based) is used for opset <= 17, for
 ScriptModules, and as a recorded fallback when the dynamo exporter fails: with dynamo, opset 17
 silently stays at 18 or writes an invalid Split, so lower opsets always go through the legacy one.
-Dynamic dimensions (named in the IO spec) become dynamic axes with those names.
+Dynamic dimensions (named in the IO spec) become dynamic axes with those names. A forward that takes
+keyword inputs or returns a structure (dict, NamedTuple, dataclass, nesting) is exported through
+:func:`edgeport.forward_io.flat_module`: graph inputs and outputs are then the manifest's, in its order.
 """
 
 from __future__ import annotations
@@ -134,9 +136,12 @@ def run(*, staging: str, out_dir: str, model: dict, io: dict, dims: dict, refere
     opts = OnnxExportOptions.from_dict(options or {})
     spec = IOSpec.from_json(io)
     module, example, _, _ = load_for_export({**model, "extra": {**model.get("extra", {}), "reference": reference}})
+    from edgeport.forward_io import flat_module
+
+    is_script = isinstance(module, torch.jit.ScriptModule)
+    module, notes = flat_module(module, [t.name for t in spec.inputs], example, output_names=[t.name for t in spec.outputs])
     path = Path(staging) / opts.filename
-    notes: list[str] = []
-    use_legacy = opts.legacy or opts.opset < DYNAMO_MIN_OPSET or isinstance(module, torch.jit.ScriptModule)
+    use_legacy = opts.legacy or opts.opset < DYNAMO_MIN_OPSET or is_script
     if use_legacy and not opts.legacy:
         why = f"opset {opts.opset} < {DYNAMO_MIN_OPSET}" if opts.opset < DYNAMO_MIN_OPSET else "the source is a ScriptModule"
         notes.append(f"legacy exporter used: {why}")

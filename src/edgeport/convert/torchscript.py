@@ -1,4 +1,11 @@
-"""PyTorch -> TorchScript (trace by default, ``--script`` to script)."""
+"""PyTorch -> TorchScript (trace by default, ``--script`` to script).
+
+A traced model.pt takes its inputs positionally in the manifest's order. A forward that returns a
+tensor or a flat tuple is traced as is (strict). Any other structure (dict, NamedTuple, dataclass,
+``ModelOutput``, nesting) is traced through :func:`edgeport.forward_io.flat_module` as a dict keyed by
+the manifest's output names (``logits``, ``aux.boxes``): ``torch.jit.trace`` keeps dict outputs only
+with ``strict=False``, and the artifact's notes say so. Keyword inputs are bound the same way.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ from edgeport.spec import IOSpec
 @dataclass(frozen=True)
 class TorchScriptOptions:
     script: bool = False  # torch.jit.script instead of torch.jit.trace
-    strict: bool = True  # trace: fail on container outputs that would be frozen
+    strict: bool = True  # trace strictly; a structured (dict) output is traced with strict=False, and noted
 
     @staticmethod
     def from_dict(d: dict) -> "TorchScriptOptions":
@@ -29,6 +36,7 @@ def run(*, staging: str, out_dir: str, model: dict, io: dict, dims: dict, refere
     opts = TorchScriptOptions.from_dict(options or {})
     module, example, _, _ = load_for_export({**model, "extra": {**model.get("extra", {}), "reference": reference}})
     notes = []
+    recorded = asdict(opts)
     if isinstance(module, torch.jit.ScriptModule):
         scripted = module
         notes.append("source is already TorchScript; saved as is")
@@ -41,9 +49,19 @@ def run(*, staging: str, out_dir: str, model: dict, io: dict, dims: dict, refere
             raise ConversionError(f"torch.jit.script failed: {msg}", "drop --script to trace the model instead") from None
         method = "script"
     else:
+        from edgeport.forward_io import flat_module
+
+        spec = IOSpec.from_json(io)
+        target, wrap_notes = flat_module(module, [t.name for t in spec.inputs], example,
+                                         output_names=[t.name for t in spec.outputs], as_dict=True)
+        strict = opts.strict and not getattr(target, "returns_dict", False)
+        if opts.strict and not strict:
+            wrap_notes.append("traced with strict=False: torch.jit.trace refuses dict outputs in strict mode")
+        notes.extend(wrap_notes)
+        recorded["strict"] = strict
         try:
             with torch.no_grad():
-                scripted = torch.jit.trace(module, example, strict=opts.strict, check_trace=False)
+                scripted = torch.jit.trace(target, example, strict=strict, check_trace=False)
         except Exception as exc:  # noqa: BLE001
             msg = " ".join(str(exc).split())[:300]
             raise ConversionError(f"torch.jit.trace failed: {msg}", "try --script, or simplify data-dependent control flow") from None
@@ -52,6 +70,6 @@ def run(*, staging: str, out_dir: str, model: dict, io: dict, dims: dict, refere
     torch.jit.save(scripted, str(path))
     art = Artifact(
         name="torchscript", format="torchscript", path="model.pt", converter=f"torch.jit.{method}",
-        options=asdict(opts), tools=tool_versions("torch"), parent="pytorch", io=IOSpec.from_json(io), notes=notes,
+        options=recorded, tools=tool_versions("torch"), parent="pytorch", io=IOSpec.from_json(io), notes=notes,
     )
     return {"artifacts": [art.to_json()], "notes": notes}

@@ -1,8 +1,10 @@
 """PyTorch eager: the model reference itself (the ``pytorch`` artifact of a manifest).
 
 The artifact has no file: ``options["model"]`` is the model reference JSON, loaded through
-:func:`edgeport.models.load_for_export`. Inputs go to ``forward`` positionally in IOSpec order and the
-outputs (a tensor, a tuple/list or a dict of tensors) are named by the IOSpec's outputs in order.
+:func:`edgeport.models.load_for_export`. Inputs go to ``forward`` as :func:`edgeport.forward_io.call_forward`
+binds them (positionally in IOSpec order; by keyword for keyword parameters). Outputs (any structure of
+tensors) are named as :mod:`edgeport.forward_io` names them; they are matched to the IOSpec's outputs by
+name when every name is there, else by position.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeport.errors import RuntimeFailure, UsageError
+from edgeport.errors import ModelError, RuntimeFailure, UsageError
+from edgeport.forward_io import Binding, call_forward, flatten_outputs, named_outputs  # noqa: F401 - flatten_outputs is used from here
 from edgeport.runtimes.base import Session
 from edgeport.spec import IOSpec
 
@@ -28,15 +31,6 @@ def set_torch_threads(threads: int) -> None:
         pass
 
 
-def flatten_outputs(out: Any) -> list[Any]:
-    """A tensor, a (nested) tuple/list or a dict of tensors -> a flat list, in order."""
-    if isinstance(out, (tuple, list)):
-        return [t for o in out for t in flatten_outputs(o)]
-    if isinstance(out, dict):
-        return [t for o in out.values() for t in flatten_outputs(o)]
-    return [out]
-
-
 def to_numpy(t: Any) -> np.ndarray:
     import torch
 
@@ -48,18 +42,27 @@ def to_numpy(t: Any) -> np.ndarray:
     return np.asarray(t)
 
 
-def run_module(module: Any, io: IOSpec, feed: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
-    """Call ``module`` with ``feed`` (IOSpec input order) and name its flat outputs by the IOSpec."""
+def run_module(module: Any, io: IOSpec, feed: dict[str, np.ndarray], where: str, positional: bool = False) -> dict[str, np.ndarray]:
+    """Call ``module`` with ``feed`` and name its outputs by the IOSpec (``positional``: every input
+    positionally in IOSpec order, as converted models take them)."""
     import torch
 
-    args = [torch.from_numpy(np.ascontiguousarray(feed[s.name])) for s in io.inputs]
+    names = [s.name for s in io.inputs]
+    args = [torch.from_numpy(np.ascontiguousarray(feed[n])) for n in names]
     with torch.inference_mode():
-        out = module(*args)
-    flat = flatten_outputs(out)
-    if len(flat) != len(io.outputs):
-        raise RuntimeFailure(f"{where} returned {len(flat)} outputs, the manifest lists {len(io.outputs)}",
+        out = call_forward(module, names, args, Binding(len(names)) if positional else None)
+    try:
+        named = named_outputs(out)
+    except ModelError as exc:
+        raise RuntimeFailure(f"{where}: {exc.message}", "re-run edgeport convert so the manifest matches the model") from None
+    wanted = [s.name for s in io.outputs]
+    by_name = dict(named)
+    if len(named) != len(wanted):
+        raise RuntimeFailure(f"{where} returned {len(named)} outputs, the manifest lists {len(wanted)}",
                              "re-run edgeport convert so the manifest matches the model")
-    return {s.name: to_numpy(t) for s, t in zip(io.outputs, flat)}
+    if all(n in by_name for n in wanted):
+        return {n: to_numpy(by_name[n]) for n in wanted}
+    return {n: to_numpy(t) for n, (_, t) in zip(wanted, named)}
 
 
 class TorchEagerSession(Session):

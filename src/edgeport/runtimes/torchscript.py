@@ -1,4 +1,5 @@
-"""TorchScript (``torch.jit.load``) sessions."""
+"""TorchScript (``torch.jit.load``) sessions: inputs positionally in IOSpec order (how edgeport writes
+model.pt), outputs named as for PyTorch eager (a dict keyed by the output names, or a tuple in order)."""
 
 from __future__ import annotations
 
@@ -38,4 +39,4 @@ class TorchScriptSession(Session):
         return cls(p, io, threads, module)
 
     def run_native(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return run_module(self.module, self.io, feed, f"TorchScript model {self.path.name}")
+        return run_module(self.module, self.io, feed, f"TorchScript model {self.path.name}", positional=True)
