@@ -204,6 +204,7 @@ def bench_remote(target: str | os.PathLike, remote: Remote, opts: Any) -> Any:
         raise InputError(f"{target} does not exist", "pass an edgeport convert output folder or a bundle")
     args = ["--threads", ",".join(str(t) for t in opts.threads), "--warmup", str(opts.warmup), "--timeout", str(opts.timeout), "--quiet"]
     args += ["--seconds", str(opts.seconds)] if opts.seconds else ["--runs", str(opts.runs)]
+    args += ["--profile", "--profile-top", str(opts.profile)] if opts.profile else []
     for a in opts.artifacts or []:
         args += ["--artifact", a]
     for rt in opts.runtimes or []:

@@ -209,7 +209,7 @@ def _import_runtime(runtime: str) -> tuple[str | None, float]:
 
 def bench_job(*, runtime: str, path: str, io: dict[str, Any], feeds: str, threads: int = 1,
               options: dict[str, Any] | None = None, cls: str | None = None, warmup: int = 10, runs: int = 100,
-              seconds: float | None = None, max_samples: int = DEFAULT_MAX_SAMPLES) -> dict[str, Any]:
+              seconds: float | None = None, max_samples: int = DEFAULT_MAX_SAMPLES, profile: int = 0) -> dict[str, Any]:
     """Benchmark one artifact on one runtime (see the module doc). ``feeds``: an .npz from save_samples; sample 0 is used."""
     probe = MemoryProbe()
     gc.collect()
@@ -250,7 +250,8 @@ def bench_job(*, runtime: str, path: str, io: dict[str, Any], feeds: str, thread
     def mb(v: float | None) -> float | None:
         return round(v, 2) if v is not None else None
 
-    return {
+    extra = _placement_and_profile(runtime, path, int(threads), native, int(profile))
+    return {**extra, 
         "runtime": runtime,
         "backend": getattr(session, "backend", "") or runtime,
         "notes": list(getattr(session, "notes", []) or []),
@@ -276,6 +277,35 @@ def bench_job(*, runtime: str, path: str, io: dict[str, Any], feeds: str, thread
         "samples_us": [round(float(v) / 1e3, 3) for v in kept],
         "pid": os.getpid(),
     }
+
+
+def _placement_and_profile(runtime: str, path: str, threads: int, native: dict[str, Any], top: int) -> dict[str, Any]:
+    """After the timed loop: the delegation report of a .tflite row and, with ``top`` > 0, the per-op table.
+
+    A part that cannot be measured is recorded with its reason (``{"error": ...}``), never left out.
+    """
+    from edgeport.errors import EdgeportError
+
+    out: dict[str, Any] = {}
+    if runtime == "tflite":
+        from edgeport.runtimes.tflite_delegation import delegation_or_reason
+
+        out["delegation"] = delegation_or_reason(path, threads)
+    if top > 0:
+        try:
+            if runtime == "tflite":
+                from edgeport.runtimes.tflite_delegation import op_profile
+
+                out["profile"] = op_profile(path, threads, top=top)
+            elif runtime == "onnxruntime":
+                from edgeport.runtimes.onnxruntime import profile_ops
+
+                out["profile"] = profile_ops(path, native, threads, top=top)
+            else:
+                out["profile"] = {"error": f"no per-op profiler for the {runtime} runtime (--profile covers tflite and onnxruntime)"}
+        except EdgeportError as exc:
+            out["profile"] = {"error": exc.one_line()}
+    return out
 
 
 _ORT_DTYPES = {
@@ -316,7 +346,7 @@ def inspect_job(*, format: str, path: str) -> dict[str, Any]:
         names = available_backends()
         if not names:
             raise RuntimeFailure("no TFLite interpreter is installed", "pip install ai-edge-litert")
-        from edgeport.convert.tflite_inspect import inspect_tflite
+        from edgeport.tflite_fb import inspect_tflite
 
         inspect_tflite(p)  # InputError (exit 2) when it is not a TFLite flatbuffer at all
         try:

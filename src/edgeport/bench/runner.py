@@ -52,6 +52,7 @@ class BenchOptions:
     inputs: list[str] | None = None  # --input specs for a bare model file
     seed: int = 0
     max_samples: int = 2000  # latency samples kept per row (for plots)
+    profile: int = 0  # > 0: also record the per-op time table, this many op types (0: off)
     progress: Callable[[str], None] | None = None
 
     def check(self) -> None:
@@ -68,10 +69,13 @@ class BenchOptions:
             raise UsageError(f"--seconds {self.seconds} is out of range", "use a positive number of seconds, e.g. --seconds 5")
         if self.timeout <= 0:
             raise UsageError(f"--timeout {self.timeout} must be positive", "use seconds per worker, e.g. --timeout 600")
+        if self.profile < 0:
+            raise UsageError(f"--profile-top {self.profile} is negative", "use the number of op types to list, e.g. 15")
 
     def to_json(self) -> dict[str, Any]:
         return {"threads": list(self.threads), "warmup": self.warmup, "runs": None if self.seconds else self.runs,
                 "seconds": self.seconds, "timeout": self.timeout, "artifacts": self.artifacts, "runtimes": self.runtimes,
+                "profile": self.profile,
                 "timer": "time.perf_counter_ns around Session.run_native, gc disabled"}
 
 
@@ -105,6 +109,8 @@ class BenchRow:
     worker_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     log_tail: str = ""
+    delegation: dict[str, Any] | None = None  # .tflite rows: edgeport.runtimes.tflite_delegation.delegation_report
+    profile: dict[str, Any] | None = None  # with --profile: the per-op time table
 
     @property
     def key(self) -> str:
@@ -133,6 +139,10 @@ class BenchRow:
             "throughput": _r(self.throughput, 3), "peak_rss_mb": _r(self.peak_mb, 2), "memory": self.memory,
             "worker_seconds": _r(self.worker_seconds), "notes": self.notes, "samples_us": self.samples_us,
         }
+        if self.delegation is not None:
+            d["delegation"] = self.delegation
+        if self.profile is not None:
+            d["profile"] = self.profile
         if self.status in FAILED_TO_RUN and self.log_tail:
             d["log_tail"] = self.log_tail[-2000:]
         return d
@@ -151,6 +161,7 @@ class BenchRow:
                 throughput=d.get("throughput"), memory=dict(d.get("memory") or {}),
                 samples_us=[float(x) for x in d.get("samples_us") or []], worker_seconds=float(d.get("worker_seconds") or 0.0),
                 notes=[str(n) for n in d.get("notes") or []], log_tail=str(d.get("log_tail", "")),
+                delegation=d.get("delegation"), profile=d.get("profile"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"malformed benchmark row {str(d)[:80]}: {exc}", "re-create it with edgeport bench --json") from None
@@ -498,6 +509,7 @@ def bench_target(target: str | os.PathLike, opts: BenchOptions | None = None) ->
                         "runtime": rt, "path": str(it.path), "io": art.io.to_json(), "feeds": str(feeds_path),
                         "threads": int(th), "options": it.session_options, "cls": RUNTIMES[rt]["cls"],
                         "warmup": opts.warmup, "runs": opts.runs, "seconds": opts.seconds, "max_samples": opts.max_samples,
+                        "profile": opts.profile,
                     }, timeout=opts.timeout, env=_child_env(int(th)))
                     row.worker_seconds = res.seconds
                     if res.ok:
@@ -526,4 +538,6 @@ def _fill(row: BenchRow, v: dict[str, Any]) -> None:
     row.throughput = v.get("throughput")
     row.memory = dict(v.get("memory") or {})
     row.samples_us = [float(x) for x in v.get("samples_us") or []]
+    row.delegation = v.get("delegation")
+    row.profile = v.get("profile")
 

@@ -95,7 +95,7 @@ def _probe_onnx(path: str) -> dict[str, Any]:
 
 
 def _probe_tflite(path: str) -> dict[str, Any]:
-    from edgeport.convert.tflite_inspect import inspect_tflite
+    from edgeport.tflite_fb import inspect_tflite
 
     info = inspect_tflite(path)
     by_index = {t["index"]: t for t in info["inputs"] + info["outputs"]}
