@@ -10,31 +10,43 @@ library that tries to download something fails loudly instead of hanging or fetc
 
 The target is a ``module:function`` taking keyword arguments and returning JSON-serialisable data.
 
+The child's stdout and stderr (the converters' own output, C++ logs included) go to ``log_path``: a
+header line naming the target, the output cleaned of terminal noise once the child has ended (ANSI
+escapes, carriage-return spinners and progress bars reduced to their last state, runs of identical
+lines counted), then one final line with the outcome, the wall time and the child's peak RSS
+(:func:`footer_line`, read back by :func:`parse_footer`). A worker that a worker starts without a log
+of its own writes into its parent's log (the step's log). A child may mark where it is with
+:func:`report_stage`; the line carries the seconds since the child started, so the log shows where
+the time went, and a live display can show the stage (:func:`last_stage`).
+
 On Linux a worker dies with the command that started it (``PR_SET_PDEATHSIG``), so a killed command
 leaves no converter writing on. ``EDGEPORT_FAULT=MATCH:KIND`` is a test hook (see :func:`_inject_fault`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from edgeport.errors import EdgeportError
 
 OK, ERROR, CRASH, TIMEOUT = "ok", "error", "crash", "timeout"
 
-# Quiet, CPU-only, offline children.
+# CPU-only, offline children whose output goes to their step log.
 _CHILD_ENV = {
-    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TF_CPP_MIN_LOG_LEVEL": "1",  # TensorFlow warnings land in the step log (converter messages); info does not
     "CUDA_VISIBLE_DEVICES": "",
     "TF_ENABLE_ONEDNN_OPTS": "0",
     "HF_HUB_OFFLINE": "1",
@@ -98,9 +110,110 @@ class WorkerResult:
 def _last_meaningful_line(text: str) -> str:
     for line in reversed(text.strip().splitlines()):
         line = line.strip()
-        if line and not line.startswith(("File ", "Current thread", "Thread 0x", "Fatal Python", "Stack (most")):
+        if line and not line.startswith(("File ", "Current thread", "Thread 0x", "Fatal Python", "Stack (most", "Extension modules:", LOG_MARK.strip(),
+                                         STAGE_MARK.strip())):
             return line[:300]
     return ""
+
+
+# ------------------------------------------------------------------------------------------ step logs
+LOG_MARK = "-- edgeport: "
+STAGE_MARK = "-- edgeport stage "
+_FOOTER = re.compile(r"^-- edgeport: (?P<status>\S+)(?: \((?P<why>.*)\))? after (?P<seconds>[0-9.]+) s wall time, "
+                     r"peak RSS (?P<rss>[0-9.]+ MB|unknown)$")
+_ANSI_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def footer_line(status: str, seconds: float, peak_rss_mb: float | None, why: str = "") -> str:
+    """The last line of a step log: outcome, wall time, peak RSS of the worker process."""
+    rss = f"{peak_rss_mb:.1f} MB" if peak_rss_mb is not None else "unknown"
+    return f"{LOG_MARK}{status}{f' ({why})' if why else ''} after {seconds:.2f} s wall time, peak RSS {rss}"
+
+
+def parse_footer(line: str) -> dict | None:
+    """``footer_line`` read back: {"status", "why", "seconds", "peak_rss_mb"}, or None for any other line."""
+    m = _FOOTER.match(line.strip())
+    if m is None:
+        return None
+    rss = m["rss"]
+    return {"status": m["status"], "why": m["why"] or "", "seconds": float(m["seconds"]),
+            "peak_rss_mb": None if rss == "unknown" else float(rss.split()[0])}
+
+
+def log_footer(path: str | os.PathLike) -> dict | None:
+    """The parsed final line of a finished step log (None while the step runs, or for another file)."""
+    lines = _tail(Path(path), 2000).rstrip("\n").splitlines()
+    return parse_footer(lines[-1]) if lines else None
+
+
+def report_stage(name: str) -> None:
+    """In a worker: write a stage line (seconds since the worker started, then ``name``) to the step log."""
+    start = float(os.environ.get("EDGEPORT_WORKER_T0") or 0) or time.time()
+    print(f"{STAGE_MARK}{time.time() - start:7.1f} s: {' '.join(str(name).split())}", flush=True)
+
+
+def last_stage(path: str | os.PathLike) -> str:
+    """The latest stage a running worker reported in its log ("" when none)."""
+    for line in reversed(_tail(Path(path), 16_000).splitlines()):
+        if line.startswith(STAGE_MARK):
+            return line.split(": ", 1)[-1].strip()
+    return ""
+
+
+def clean_line(raw: str) -> str:
+    """A line as a terminal would have shown it at the end: escapes dropped, carriage returns and backspaces applied."""
+    line = _ANSI_ESCAPES.sub("", raw.rstrip("\r\n"))
+    if "\r" in line:
+        parts = [p for p in line.split("\r") if p.strip()]
+        line = parts[-1] if parts else ""
+    if "\b" in line:
+        out: list[str] = []
+        for ch in line:
+            if ch == "\b":
+                if out:
+                    out.pop()
+            else:
+                out.append(ch)
+        line = "".join(out)
+    return _CONTROL.sub("", line).rstrip()
+
+
+def _clean_log(path: Path, offset: int) -> None:
+    """Rewrite what the child wrote (from ``offset`` on) as :func:`clean_line` lines, runs of repeats counted."""
+    tmp = path.with_name(path.name + ".cleaning")
+    with open(path, "rb") as src, open(tmp, "w", encoding="utf-8", errors="replace") as dst:
+        dst.write(src.read(offset).decode("utf-8", "replace"))
+        last, repeats = None, 0
+        for raw in src:
+            line = clean_line(raw.decode("utf-8", "replace"))
+            if line == last:
+                repeats += 1
+                continue
+            if repeats:
+                dst.write(f"[the line above repeated {repeats} more times]\n")
+            last, repeats = line, 0
+            dst.write(line + "\n")
+        if repeats:
+            dst.write(f"[the line above repeated {repeats} more times]\n")
+    os.replace(tmp, path)
+
+
+def _finish_log(log: Path, offset: int) -> str:
+    """Clean what the child wrote; returns the cleaned tail."""
+    try:
+        _clean_log(log, offset)
+    except OSError:
+        pass
+    return _tail(log)
+
+
+def _append_line(log: Path, line: str) -> None:
+    try:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+    except OSError:
+        pass
 
 
 def _tail(path: Path, limit: int = 4000) -> str:
@@ -148,37 +261,62 @@ def run_in_worker(
             src = str(Path(__file__).resolve().parent.parent)
             paths = [src] + [os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)]
             child_env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        child_env["EDGEPORT_WORKER_T0"] = repr(time.time())
         start = time.perf_counter()
         with open(log, "ab") as logf:
-            proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=child_env,
-                cwd=str(cwd) if cwd else tmp, start_new_session=True,
-            )
-            status_code, rusage, timed_out = _wait(proc, timeout)
+            offset = logf.tell()
+            logf.write(f"{LOG_MARK}{target} in {exe}\n".encode("utf-8", "replace"))
+            logf.flush()
+            try:
+                proc = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=child_env,
+                    cwd=str(cwd) if cwd else tmp, start_new_session=True,
+                )
+                status_code, rusage, timed_out = _wait(proc, timeout)
+            except BaseException:
+                _finish_log(log, offset)
+                _append_line(log, footer_line("interrupted", time.perf_counter() - start, None))
+                raise
         seconds = time.perf_counter() - start
         peak = rusage.ru_maxrss / 1024.0 if rusage is not None else None
-        tail = _tail(log)
-        if timed_out:
-            return WorkerResult(TIMEOUT, seconds=seconds, peak_rss_mb=peak, log_tail=tail, log_path=str(log) if log_path else None)
-        if os.WIFSIGNALED(status_code):
-            sig = os.WTERMSIG(status_code)
-            return WorkerResult(CRASH, returncode=-sig, signal=_signame(sig), seconds=seconds, peak_rss_mb=peak,
-                                log_tail=tail, log_path=str(log) if log_path else None)
-        rc = os.WEXITSTATUS(status_code)
-        payload = None
-        if res.exists():
-            try:
-                payload = json.loads(res.read_text())
-            except ValueError:
-                payload = None
-        if payload is None:
-            return WorkerResult(CRASH, returncode=rc, seconds=seconds, peak_rss_mb=peak, log_tail=tail,
-                                log_path=str(log) if log_path else None)
-        if payload.get("ok"):
-            return WorkerResult(OK, value=payload.get("value"), returncode=rc, seconds=seconds, peak_rss_mb=peak,
-                                log_tail=tail, log_path=str(log) if log_path else None)
-        return WorkerResult(ERROR, error=payload.get("error"), returncode=rc, seconds=seconds, peak_rss_mb=peak,
-                            log_tail=tail, log_path=str(log) if log_path else None)
+        result = _result(status_code, timed_out, res, seconds, peak, str(log) if log_path else None)
+        result.log_tail = _finish_log(log, offset)
+        _append_line(log, footer_line(result.status, seconds, peak, result.reason()[:300]))
+        if not log_path and os.environ.get("EDGEPORT_WORKER_PARENT"):
+            _into_our_log(log)
+        return result
+
+
+def _into_our_log(log: Path) -> None:
+    """A worker started by a worker without a log of its own: its log goes into ours (the step's log)."""
+    try:
+        body = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    sys.stdout.write(body if body.endswith("\n") else body + "\n")
+    sys.stdout.flush()
+
+
+def _result(status_code: int, timed_out: bool, res: Path, seconds: float, peak: float | None,
+            log_path: str | None) -> WorkerResult:
+    common = {"seconds": seconds, "peak_rss_mb": peak, "log_path": log_path}
+    if timed_out:
+        return WorkerResult(TIMEOUT, **common)
+    if os.WIFSIGNALED(status_code):
+        sig = os.WTERMSIG(status_code)
+        return WorkerResult(CRASH, returncode=-sig, signal=_signame(sig), **common)
+    rc = os.WEXITSTATUS(status_code)
+    payload = None
+    if res.exists():
+        try:
+            payload = json.loads(res.read_text())
+        except ValueError:
+            payload = None
+    if payload is None:
+        return WorkerResult(CRASH, returncode=rc, **common)
+    if payload.get("ok"):
+        return WorkerResult(OK, value=payload.get("value"), returncode=rc, **common)
+    return WorkerResult(ERROR, error=payload.get("error"), returncode=rc, **common)
 
 
 def _signame(sig: int) -> str:
@@ -188,10 +326,43 @@ def _signame(sig: int) -> str:
         return f"signal {sig}"
 
 
+_INTERRUPTED = threading.Event()
+_WAITING: set[int] = set()  # pids of the workers being waited on, in any thread
+
+
+def interrupt_all() -> None:
+    """Stop every worker this process waits on, in any thread (each wait raises KeyboardInterrupt)."""
+    _INTERRUPTED.set()
+
+
+@contextlib.contextmanager
+def stop_workers_on_ctrl_c() -> Iterator[None]:
+    """While inside: Ctrl-C (SIGINT) also ends the workers that other threads wait on, so a command that runs
+    steps in threads stops at once instead of waiting for them. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        interrupt_all()
+        signal.default_int_handler(signum, frame)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        deadline = time.monotonic() + 10
+        while _INTERRUPTED.is_set() and _WAITING and time.monotonic() < deadline:
+            time.sleep(0.02)  # until every thread's worker is gone
+        _INTERRUPTED.clear()
+
+
 def _wait(proc: subprocess.Popen, timeout: float):
     """Wait for the child, killing its whole process group on timeout or on our own interruption."""
     deadline = time.monotonic() + timeout
     delay = 0.005
+    _WAITING.add(proc.pid)
     try:
         while True:
             pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
@@ -203,6 +374,8 @@ def _wait(proc: subprocess.Popen, timeout: float):
                 pid, status, rusage = os.wait4(proc.pid, 0)
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 return status, rusage, True
+            if _INTERRUPTED.is_set():  # Ctrl-C reached the main thread: workers waited on in other threads stop too
+                raise KeyboardInterrupt
             time.sleep(delay)
             delay = min(delay * 1.5, 0.05)
     except BaseException:
@@ -212,6 +385,8 @@ def _wait(proc: subprocess.Popen, timeout: float):
         except ChildProcessError:
             pass
         raise
+    finally:
+        _WAITING.discard(proc.pid)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -326,8 +501,11 @@ def child_main(argv: list[str]) -> int:
     job = json.loads(Path(job_path).read_text())
     try:
         module_name, func_name = job["target"].split(":")
+        report_stage(f"importing {module_name}")
         func = getattr(importlib.import_module(module_name), func_name)
+        report_stage(f"running {job['target']}")
         value = func(**job.get("kwargs", {}))
+        report_stage("finished")
         _inject_fault(job["target"], job.get("kwargs", {}))
         _write_result(result_path, {"ok": True, "value": value})
         return 0
@@ -336,6 +514,7 @@ def child_main(argv: list[str]) -> int:
         err["edgeport"] = True
         err["traceback"] = traceback.format_exc()
         _write_result(result_path, {"ok": False, "error": err})
+        traceback.print_exc()
         return 1
     except BaseException as exc:  # noqa: BLE001 - everything becomes a reported result
         msg = " ".join(str(exc).split())[:1000] or type(exc).__name__

@@ -109,9 +109,26 @@ def markdown(report: BenchReport, title: str | None = None) -> str:
     if report.gate:
         lines.append(f"Gate: {report.gate.get('summary', '')}")
         lines.append("")
+    for r in report.sorted_rows():
+        if r.delegation is not None:
+            lines.append(f"- {_md(r.key)}: {_md(delegation_line(r.delegation))}")
+    for r in report.sorted_rows():
+        if r.profile is not None:
+            lines.extend(["", f"Per-op time, {_md(r.key)} ({_md(r.profile.get('method') or 'unavailable')}):", ""])
+            lines.extend(_md_profile(r.profile))
+    lines.append("")
     for n in report.notes:
         lines.append(f"- note: {_md(n)}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _md_profile(profile: dict[str, Any]) -> list[str]:
+    if profile.get("error"):
+        return [f"unavailable: {_md(profile['error'])}"]
+    out = ["| op | where | nodes | ms / inference | share |", "|---|---|---:|---:|---:|"]
+    for o in profile.get("ops", []):
+        out.append(f"| {_md(o['op'])} | {o.get('placement', '')} | {o['count']} | {o['ms']:.4f} | {o['share'] * 100:.1f}% |")
+    return out
 
 
 def _md(text: Any) -> str:
@@ -122,30 +139,16 @@ def write_markdown(report: BenchReport, path: str | os.PathLike) -> None:
     atomic_write_text(path, markdown(report))
 
 
-def print_table(report: BenchReport, console: Any = None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+def print_table(report: BenchReport, console: Any = None, wide: bool | None = None) -> None:
+    """The results table (see :func:`edgeport.cli.render.print_table` for the layouts), machine and settings."""
+    from edgeport.cli.render import Column, Row, TableSpec, make_console, print_table as render_table
 
-    console = console or Console()
-    table = Table(title=Text(f"edgeport bench: {report.source or report.target}"), title_justify="left")
-    show_status = any(r.status != OK for r in report.rows)
-    if console.width >= 150:
-        cols = COLUMNS if show_status else COLUMNS[:-1]
-        for i, col in enumerate(cols):
-            table.add_column(col, justify="right" if 3 <= i < len(COLUMNS) - 1 else "left", overflow="fold")
-        for r in report.sorted_rows():
-            table.add_row(*(Text(c) for c in _cells(r)[: len(cols)]), style=_style(r))
-    else:  # narrow terminal: the essentials (--markdown and --json have everything)
-        for i, col in enumerate(("artifact on runtime", "p50", "p99", "mean", "init", "peak RSS", "size")):
-            table.add_column(col, justify="right" if i else "left", overflow="fold")
-        for r in report.sorted_rows():
-            lat = r.latency_ms
-            first = row_label(r) + ("" if r.status == OK else f" [{r.status}: {r.reason}]" if r.reason else f" [{r.status}]")
-            cells = (first, fmt_ms(lat.get("p50")), fmt_ms(lat.get("p99")), fmt_ms(lat.get("mean")), fmt_ms(r.init_ms),
-                     fmt_mb(r.peak_mb), fmt_size(r.size_bytes))
-            table.add_row(*(Text(c) for c in cells), style=_style(r))
-    console.print(table)
+    console = console or make_console()
+    key = {"artifact", "runtime", "p50", "p99", "peak RSS", "status"}
+    cols = [Column(c, right=3 <= i < len(COLUMNS) - 1, key=c in key) for i, c in enumerate(COLUMNS)]
+    cols.append(Column("reason", wrap=True))
+    rows = [Row(_cells(r)[:-1] + [r.status, r.reason or ""], style=_style(r)) for r in report.sorted_rows()]
+    render_table(console, TableSpec(cols, rows, title=f"edgeport bench: {report.source or report.target}"), wide)
     remote = f" (remote: {report.remote.get('url')})" if report.remote else ""
     console.print(machine_line(report) + remote, style="dim", markup=False, highlight=False)
     console.print(settings_line(report), style="dim", markup=False, highlight=False)
@@ -255,3 +258,46 @@ def write_html(report: BenchReport, path: str | os.PathLike, png: bytes | None =
             "img{max-width:100%}</style></head><body>\n" + section + "\n</body></html>\n")
     atomic_write_text(p, page)
     return "created"
+
+
+# ------------------------------------------------------------------------------------------ placement and per-op time
+
+
+def delegation_line(d: dict[str, Any]) -> str:
+    """The one console line of a .tflite row's delegation report (or why there is none)."""
+    if d.get("error"):
+        return f"delegation report unavailable: {d['error']}"
+    from edgeport.runtimes.tflite_delegation import summary_line
+
+    return summary_line(d)
+
+
+def print_placement(report: BenchReport, console: Any) -> None:
+    """One line per .tflite row: partitions, builtin-kernel ops, time outside the delegate."""
+    for r in report.sorted_rows():
+        if r.delegation is not None:
+            console.print(f"{r.key}: {delegation_line(r.delegation)}", markup=False, highlight=False)
+
+
+def print_profiles(report: BenchReport, console: Any) -> None:
+    """The per-op time table of every profiled row (``edgeport bench --profile``)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    for r in report.sorted_rows():
+        prof = r.profile
+        if prof is None:
+            continue
+        if prof.get("error"):
+            console.print(f"{r.key}: per-op profile unavailable: {prof['error']}", style="yellow", markup=False, highlight=False)
+            continue
+        table = Table(title=Text(f"per-op time: {r.key} ({prof.get('method')})"), title_justify="left")
+        for i, col in enumerate(("op", "where", "nodes", "ms/inference", "share")):
+            table.add_column(col, justify="right" if i >= 2 else "left")
+        for o in prof.get("ops", []):
+            table.add_row(Text(o["op"]), Text(o.get("placement", "")), str(o["count"]), f"{o['ms']:.4f}", f"{o['share'] * 100:.1f}%")
+        console.print(table)
+        shown, types = len(prof.get("ops", [])), prof.get("op_types", 0)
+        whole = prof.get("full_ms") if prof.get("full_ms") is not None else prof.get("run_ms")
+        console.print(f"{shown} of {types} op types; sum of ops {prof.get('total_ms')} ms, whole model {whole} ms; "
+                      f"{prof.get('note', '')}", style="dim", markup=False, highlight=False)

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from edgeport.cli.common import WIDE_HELP
+
 
 def bundle(
     source: Path = typer.Argument(..., help="An edgeport convert output folder (to pack) or a bundle file (to check or extract).",
@@ -15,6 +17,7 @@ def bundle(
                                           "From a bundle: a new folder to extract into."),
     artifact: Optional[list[str]] = typer.Option(None, "--artifact", "-a", help="Bundle only these artifacts (default: every .tflite and .onnx)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write what was bundled as JSON."),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
     """Pack the deployable artifacts (.tflite variants, .onnx), manifest and reference data into one .tar.gz.
 
@@ -38,11 +41,12 @@ def bundle(
         if output is not None:
             check_writable(output, "-o", folder=True)
             root, m = extract_to(source, output)
-            console.print(f"extracted {source} to {root}: {', '.join(a.name for a in m.artifacts)} (every sha256 matches)")
+            console.print(f"extracted {source} to {root}: {', '.join(a.name for a in m.artifacts)} (every sha256 matches)",
+                          markup=False)
         else:
             with opened_bundle(source) as (_root, m):
                 console.print(f"bundle OK: {source} holds {', '.join(f'{a.name} ({human_size(a.size_bytes)})' for a in m.artifacts)}"
-                              f"; reference: {m.reference.get('path') or 'none'} (every sha256 matches)")
+                              f"; reference: {m.reference.get('path') or 'none'} (every sha256 matches)", markup=False)
         if json_out:
             atomic_write_json(json_out, {"bundle": str(source), "artifacts": [a.to_json() for a in m.artifacts]})
         raise typer.Exit(0)
@@ -52,16 +56,13 @@ def bundle(
     if not dest.is_dir():  # a folder is refused by pack() with its own message
         check_writable(dest, "bundle")
     result = pack(root, dest, split_list(artifact) or None)
-    from rich.table import Table
+    from edgeport.cli.render import Column, Row, TableSpec, print_table
 
-    table = Table(title=f"{dest}", title_justify="left")
-    table.add_column("file")
-    table.add_column("size", justify="right")
-    for name, size in result.files:
-        table.add_row(name, human_size(size))
-    console.print(table)
+    rows = [Row([name, human_size(size)]) for name, size in result.files]
+    print_table(console, TableSpec([Column("file", key=True), Column("size", right=True, key=True)], rows, title=str(dest)), wide)
     digest = sha256_file(dest)
-    console.print(f"bundle: {dest} ({human_size(result.size_bytes)}, sha256 {digest[:16]}…) with {', '.join(result.artifacts)}")
+    console.print(f"bundle: {dest} ({human_size(result.size_bytes)}, sha256 {digest}) with {', '.join(result.artifacts)}",
+                  markup=False)
     if json_out:
         atomic_write_json(json_out, {**result.to_json(), "sha256": digest})
     raise typer.Exit(0)

@@ -1,15 +1,16 @@
-"""Helpers shared by the commands: the console, option parsing."""
+"""Helpers shared by the commands: the consoles (made in :mod:`edgeport.cli.render`), option parsing."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-from rich.console import Console
+from edgeport.cli.render import make_console
 
+console = make_console(stderr=False)
+err_console = make_console(stderr=True)
 
-console = Console(stderr=False, highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+WIDE_HELP = "Print the full tables even when the output is narrower than 100 columns (pipes and CI logs are 80)."
 
 
 def debug_enabled() -> bool:

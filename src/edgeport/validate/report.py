@@ -190,44 +190,83 @@ def write_markdown(report: ValidationReport, path: str | Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ console
+PARITY_COLUMNS = (("status", True), ("artifact", True), ("runtime", True), ("kind", False), ("output", True),
+                  ("max abs", True), ("max rel", False), ("mean abs", False), ("cosine", False), ("SNR dB", False),
+                  ("top-1", False), ("tolerance", False), ("ms", False))  # (header, in the narrow layout's row)
+METRIC_HEADERS = ("max abs", "max rel", "mean abs", "cosine", "SNR dB", "top-1", "tolerance")
 
 
-def print_console(report: ValidationReport, console: Any = None, verbose: bool = False) -> None:
-    """A rich table (one row per artifact x runtime x output), stage attribution, localization, summary."""
-    from rich.console import Console
+def _parity_table(results: list[TargetResult]) -> Any:
+    """Full table: a row per artifact x runtime x output. Narrow: a row per artifact x runtime with its worst
+    output's max abs error, and a line per output with the other metrics under it."""
+    from rich.text import Text
+
+    from edgeport.cli.render import Column, NarrowRow, Pairs, Row, TableSpec
+
+    cols = [Column(h, right=h in METRIC_HEADERS[:-1] or h == "ms", key=k, wrap=h == "tolerance") for h, k in PARITY_COLUMNS]
+    rows, narrow = [], []
+    for r in results:
+        status = Text(r.status, style=STYLES.get(r.status, ""))
+        ms = f"{r.latency_ms:.2f}" if r.latency_ms is not None else ""
+        name = r.artifact + (" (ref)" if r.role == "reference" else "")
+        head = f"kind {r.variant}" + (f", {ms} ms" if ms else "")
+        if not r.outputs:
+            rows.append(Row([status, name, r.runtime, r.variant, "", "", "", "", "", "", "", r.reason, ms]))
+            narrow.append(NarrowRow([status, name, r.runtime, "", ""], [f"{head}: {r.reason}" if r.reason else head]))
+            continue
+        details: list[Any] = [head]
+        for k, o in enumerate(r.outputs):
+            cells = _metric_cells(o)
+            first = k == 0
+            rows.append(Row([status if first else "", name if first else "", r.runtime if first else "",
+                             r.variant if first else "", Text(o.name, style="" if o.passed else "red"), *cells,
+                             ms if first else ""]))
+            pairs = [f"{h} {c}" for h, c in zip(METRIC_HEADERS, cells) if c not in ("", "-")]
+            details.append(Pairs(pairs, lead=Text(f"{o.name}:", style="" if o.passed else "red")))
+        worst = worst_output(r)
+        known = worst is not None  # (a comparison is falsy when it fails)
+        narrow.append(NarrowRow([status, name, r.runtime, worst.name if known else "",
+                                 fmt(worst.metrics.get("max_abs")) if known else ""], details))
+    return TableSpec(cols, rows, narrow=narrow)
+
+
+def _metric_cells(o: OutputComparison) -> list[str]:
+    m = o.metrics
+    return [fmt(m.get("max_abs")), fmt(m.get("max_rel")), fmt(m.get("mean_abs")), fmt(m.get("cosine"), "cos"),
+            fmt(m.get("snr_db"), "db"), fmt(m.get("top1"), "pct"), o.tolerance.describe() if o.tolerance else ""]
+
+
+def _stage_table(report: ValidationReport) -> Any:
+    from edgeport.cli.render import Column, Row, TableSpec
+
+    cols = [Column("step", key=True, wrap=True), Column("output", key=True),
+            Column("added (max abs vs parent)", right=True, key=True), Column("total (max abs vs reference)", right=True),
+            Column("cosine vs parent", right=True)]
+    rows = [Row([f"{s.parent} ({s.parent_runtime}) -> {s.artifact} ({s.runtime})", name, fmt(d.get("added_max_abs")),
+                 fmt(d.get("total_max_abs")), fmt(d.get("added_cosine"), "cos")])
+            for s in report.stages for name, d in s.outputs.items()]
+    return TableSpec(cols, rows, title="error added per conversion step")
+
+
+
+
+def print_console(report: ValidationReport, console: Any = None, verbose: bool = False, wide: bool | None = None) -> None:
+    """The parity table (see :func:`edgeport.cli.render.print_table` for its layouts), stage attribution,
+    localization, summary. Artifact, output and node names come from the model: printed as text, never markup."""
     from rich.markup import escape as _escape
-    from rich.table import Table
 
-    def esc(value: Any) -> str:  # artifact, output and node names come from the model: text, never rich markup
+    from edgeport.cli.render import make_console, print_table
+
+    def esc(value: Any) -> str:
         return _escape(str(value))
 
-    console = console or Console()
+    console = console or make_console()
     ref = report.reference
     console.print(f"[bold]edgeport validate[/] {esc(report.root)}  reference: {esc(ref.get('artifact') or ref.get('source'))} on "
                   f"{esc(ref.get('runtime'))}  inputs: {esc(report.feeds.get('source', ''))}", highlight=False)
-    t = Table(show_header=True, header_style="bold", show_lines=False)
-    for col, just in (("status", "left"), ("artifact", "left"), ("runtime", "left"), ("kind", "left"), ("output", "left"),
-                      ("max abs", "right"), ("max rel", "right"), ("mean abs", "right"), ("cosine", "right"),
-                      ("SNR dB", "right"), ("top-1", "right"), ("tolerance", "left"), ("ms", "right")):
-        t.add_column(col, justify=just, no_wrap=col not in ("tolerance",))
-    for r in _sorted(report.results):
-        if r.status == SKIPPED and not verbose and r.reason.startswith("not selected"):
-            continue
-        style = STYLES.get(r.status, "")
-        status = f"[{style}]{r.status}[/]"
-        ms = f"{r.latency_ms:.2f}" if r.latency_ms is not None else ""
-        name = esc(r.artifact + (" (ref)" if r.role == "reference" else ""))
-        if not r.outputs:
-            t.add_row(status, name, esc(r.runtime), esc(r.variant), "", "", "", "", "", "", "", esc(r.reason), ms)
-            continue
-        for k, o in enumerate(r.outputs):
-            m = o.metrics
-            ostyle = "" if o.passed else "red"
-            t.add_row(status if k == 0 else "", name if k == 0 else "", esc(r.runtime) if k == 0 else "", esc(r.variant) if k == 0 else "",
-                      f"[{ostyle}]{esc(o.name)}[/]" if ostyle else esc(o.name), fmt(m.get("max_abs")), fmt(m.get("max_rel")),
-                      fmt(m.get("mean_abs")), fmt(m.get("cosine"), "cos"), fmt(m.get("snr_db"), "db"),
-                      fmt(m.get("top1"), "pct"), o.tolerance.describe() if o.tolerance else "", ms if k == 0 else "")
-    console.print(t)
+    shown = [r for r in _sorted(report.results)
+             if not (r.status == SKIPPED and not verbose and r.reason.startswith("not selected"))]
+    print_table(console, _parity_table(shown), wide)
     backends = backends_line(report)
     if backends:
         console.print(f"[dim]ran on: {esc(backends)}[/]", highlight=False)
@@ -238,14 +277,7 @@ def print_console(report: ValidationReport, console: Any = None, verbose: bool =
         if r.status in (ERROR, CRASH, TIMEOUT):
             console.print(f"  [magenta]✗[/] {esc(f'{r.artifact} on {r.runtime}: {r.status}: {r.reason}')}", highlight=False)
     if report.stages:
-        st = Table(title="error added per conversion step", show_header=True, header_style="bold")
-        for col in ("step", "output", "added (max abs vs parent)", "total (max abs vs reference)", "cosine vs parent"):
-            st.add_column(col, justify="left" if col in ("step", "output") else "right")
-        for s in report.stages:
-            for name, d in s.outputs.items():
-                st.add_row(esc(f"{s.parent} ({s.parent_runtime}) -> {s.artifact} ({s.runtime})"), esc(name), fmt(d.get("added_max_abs")),
-                           fmt(d.get("total_max_abs")), fmt(d.get("added_cosine"), "cos"))
-        console.print(st)
+        print_table(console, _stage_table(report), wide)
     for loc in report.localizations:
         msg = loc.get("message") or loc.get("error") or ""
         console.print(f"[bold]localize[/] {esc(loc.get('reference'))} vs {esc(loc.get('candidate'))}: {esc(msg)}", highlight=False)
