@@ -53,12 +53,16 @@ def test_bench_html_escapes_model_strings(evil_out, tmp_path):
     assert "<table>" in html and "onnxruntime" in html
     _assert_escaped(html)
     assert EVIL in r.stdout  # the console shows the name as it is (rich markup off), no crash
-    # the section injected into an existing OUT/report.html is escaped too
-    (out / "report.html").write_text("<!doctype html><html><body><h1>mine</h1></body></html>\n")
+    # the section injected into an existing OUT/validate.html is escaped too
+    (out / "validate.html").write_text("<!doctype html><html><body><h1>mine</h1></body></html>\n")
     r = run_cli(*args)
     assert r.code == 0, r.output
-    html = (out / "report.html").read_text()
+    html = (out / "validate.html").read_text()
     assert "<h1>mine</h1>" in html and "edgeport-bench" in html
+    _assert_escaped(html)
+    # and the output folder's own page, OUT/report.html, rewritten by bench
+    html = (out / "report.html").read_text()
+    assert 'id="latency"' in html and "onnxruntime" in html
     _assert_escaped(html)
 
 
@@ -71,6 +75,9 @@ def test_quantize_html_escapes_model_strings(evil_out, tmp_path):
     assert r.code == 0, r.output
     html = (out / "quant" / "report.html").read_text()
     assert "ort-dynamic" in html
+    _assert_escaped(html)
+    html = (out / "report.html").read_text()  # the output folder's page, rewritten by quantize
+    assert 'id="quantization"' in html and "ort-dynamic" in html and 'src="quant/' in html
     _assert_escaped(html)
 
 

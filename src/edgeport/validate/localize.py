@@ -10,8 +10,13 @@ Two pairs are supported, each run in a worker by :func:`localize_job`:
 - ``onnx-tflite``: ONNX Runtime against the TFLite interpreter with ``experimental_preserve_all_tensors``.
   ONNX tensors are matched to TFLite tensors by shape, trying the NCHW -> NHWC transposes a converter
   applies, then by value.
+- ``onnx-onnx`` and ``tflite-tflite`` (``edgeport validate a.onnx b.onnx --localize``): two graphs of the
+  same model, every intermediate tensor of each (ONNX: every node output made a graph output; TFLite:
+  ``experimental_preserve_all_tensors``) compared by tensor name; when fewer than half the names are
+  shared (two different exports), by shape and graph position as above. Weights (ONNX initializers,
+  TFLite constant tensors) that differ between the files are listed with the nodes that read them.
 
-Each ONNX tensor is then *matched* (close to a counterpart), *diverged* (it has same-shaped
+Each tensor of the reference graph is then *matched* (close to a counterpart), *diverged* (it has same-shaped
 counterparts, none close) or *unobservable* (nothing to compare with, e.g. fused away). Walking back
 from the diverging model outputs through diverged and unobservable tensors, the divergence starts at
 the diverged tensor whose inputs all match: its producing node is named, with the PyTorch module
@@ -36,6 +41,8 @@ _MAX_CANDIDATES = 64  # same-shaped tensors compared per tensor
 
 @dataclass
 class OnnxTensor:
+    """A tensor computed by a graph node (an ONNX node output or a TFLite op output)."""
+
     name: str
     node: str
     op_type: str
@@ -209,7 +216,8 @@ def _describe(t: OnnxTensor) -> dict[str, Any]:
             "weights": t.weights, "shape": list(t.value.shape) if t.value is not None else None}
 
 
-def _result(mode: str, tensors: list[OnnxTensor], outputs: list[str], extra: dict[str, Any]) -> dict[str, Any]:
+def _result(mode: str, tensors: list[OnnxTensor], outputs: list[str], extra: dict[str, Any], graph: str = "ONNX node"
+            ) -> dict[str, Any]:
     origin, before = _origin(tensors, outputs)
     counts = {s: sum(1 for t in tensors if t.status == s) for s in (MATCHED, DIVERGED, UNOBSERVED)}
     out: dict[str, Any] = {"mode": mode, "found": origin is not None, "tensors": counts, **extra}
@@ -226,7 +234,7 @@ def _result(mode: str, tensors: list[OnnxTensor], outputs: list[str], extra: dic
     where = f" (module {origin.scope[-1]})" if origin.scope else ""
     if origin.weights:
         where += f", weights {', '.join(origin.weights[:3])}"
-    out["message"] = f"first divergence at ONNX node {origin.node} [{origin.op_type}]{where}: " \
+    out["message"] = f"first divergence at {graph} {origin.node} [{origin.op_type}]{where}: " \
                      f"max abs error {origin.detail.get('max_abs', float('nan')):.3g} > allowed {origin.detail.get('allowed', float('nan')):.3g}"
     return out
 
@@ -339,7 +347,8 @@ def _tflite_interpreter(path: str) -> tuple[Any, str]:
     raise ImportError("no TFLite interpreter: " + "; ".join(errors))
 
 
-def _tflite_all_tensors(path: str, io: IOSpec, feed: dict[str, np.ndarray]) -> tuple[list[dict[str, Any]], str]:
+def _tflite_invoke(path: str, io: IOSpec, feed: dict[str, np.ndarray]) -> tuple[Any, str]:
+    """An interpreter keeping every tensor, invoked once on ``feed`` (reference names and layout)."""
     interp, backend = _tflite_interpreter(path)
     interp.allocate_tensors()
     details = interp.get_input_details()
@@ -362,11 +371,30 @@ def _tflite_all_tensors(path: str, io: IOSpec, feed: dict[str, np.ndarray]) -> t
             interp.allocate_tensors()
         interp.set_tensor(d["index"], np.ascontiguousarray(a.astype(d["dtype"])))
     interp.invoke()
+    return interp, backend
+
+
+def _tflite_value(interp: Any, d: dict[str, Any]) -> np.ndarray | None:
+    """A tensor's value as float64 (quantized tensors dequantized), None when it is not a number tensor."""
+    try:
+        v = np.asarray(interp.get_tensor(d["index"]))
+    except ValueError:
+        return None
+    q = d.get("quantization_parameters") or {}
+    scales = np.asarray(q.get("scales", []))
+    if v.dtype.kind in "iu" and scales.size == 1:
+        return (v.astype(np.float64) - float(np.asarray(q.get("zero_points", [0]))[0])) * float(scales[0])
+    return v.astype(np.float64) if v.dtype.kind == "f" else None
+
+
+def _tflite_all_tensors(path: str, io: IOSpec, feed: dict[str, np.ndarray]) -> tuple[list[dict[str, Any]], str]:
+    interp, backend = _tflite_invoke(path, io, feed)
     produced: set[int] = set()
     op_of: dict[int, str] = {}
     position: dict[int, float] = {}
     try:
-        ops = list(interp._get_ops_details())  # noqa: SLF001 - the public API has no op list
+        # DELEGATE entries repeat (at the end) the ops they took over: they would shift every position
+        ops = [op for op in interp._get_ops_details() if op.get("op_name") != "DELEGATE"]  # noqa: SLF001 - no public op list
         for k, op in enumerate(ops):
             for o in op.get("outputs", []):
                 produced.add(int(o))
@@ -379,19 +407,11 @@ def _tflite_all_tensors(path: str, io: IOSpec, feed: dict[str, np.ndarray]) -> t
         idx = d["index"]
         if produced and idx not in produced:
             continue
-        try:
-            v = interp.get_tensor(idx)
-        except ValueError:
-            continue
-        v = np.asarray(v)
-        q = d.get("quantization_parameters") or {}
-        scales = np.asarray(q.get("scales", []))
-        if v.dtype.kind in "iu" and scales.size == 1:
-            v = (v.astype(np.float64) - float(np.asarray(q.get("zero_points", [0]))[0])) * float(scales[0])
-        elif v.dtype.kind != "f":
+        v = _tflite_value(interp, d)
+        if v is None:
             continue
         tensors.append({"index": idx, "name": d["name"], "op": op_of.get(idx, ""), "position": position.get(idx, 0.0),
-                        "value": v.astype(np.float64)})
+                        "value": v})
     return tensors, backend
 
 
@@ -433,16 +453,177 @@ def localize_onnx_tflite(onnx_path: str, onnx_io: IOSpec, tflite_path: str, tfli
     return res
 
 
+# ------------------------------------------------------------------------------------------ two graphs, one format
+
+
+def short_tensor_name(name: str, limit: int = 80) -> str:
+    """A readable form of a converter's long TFLite tensor name: the last path part of each fused name
+    (``a/b/torch.nn.modules.conv.Conv2d_3;;a/b/...ReLU_5`` -> ``Conv2d_3+ReLU_5``)."""
+    parts = [p.rsplit("/", 1)[-1] for p in name.split(";") if p and not p.isdigit()]
+    parts = [p.rsplit(".", 1)[-1] if "/" in name else p for p in parts]
+    out = "+".join(dict.fromkeys(p for p in parts if p)) or name
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+def tflite_intermediates(path: str, io: IOSpec, feed: dict[str, np.ndarray]
+                         ) -> tuple[list[OnnxTensor], list[str], str, dict[str, tuple[np.ndarray, list[str]]]]:
+    """Every floating-point op output of a .tflite file (graph order) with its op, activation inputs and
+    constant inputs; the names of the model's output tensors; the interpreter used; each constant
+    input's value and the ops that read it."""
+    interp, backend = _tflite_invoke(path, io, feed)
+    details = {int(d["index"]): d for d in interp.get_tensor_details()}
+    counts: dict[str, int] = {}
+    for d in details.values():
+        counts[d["name"]] = counts.get(d["name"], 0) + 1
+
+    def key(i: int) -> str:
+        name = str(details[i]["name"]) if i in details else ""
+        return name if name and counts.get(name) == 1 else f"{name or 'tensor'}#{i}"
+
+    # a DELEGATE entry repeats the ops it took over (with preserve_all_tensors: one op each), whose outputs it fills
+    ops = [op for op in interp._get_ops_details() if op.get("op_name") != "DELEGATE"]  # noqa: SLF001 - no public op list
+    produced = {int(o) for op in ops for o in op.get("outputs", [])}
+    dynamic = {int(d["index"]) for d in interp.get_input_details()}
+    tensors: list[OnnxTensor] = []
+    constants: dict[str, tuple[np.ndarray, list[str]]] = {}
+    for k, op in enumerate(ops):
+        ins = [int(i) for i in op.get("inputs", []) if int(i) >= 0]
+        acts = [i for i in ins if i in dynamic]
+        if not acts:
+            continue
+        const_ids = [i for i in ins if i not in dynamic and i not in produced and i in details]
+        consts = [short_tensor_name(key(i)) for i in const_ids]
+        op_name = str(op.get("op_name", ""))
+        for i in const_ids:
+            v = _tflite_value(interp, details[i])
+            if v is not None:
+                constants.setdefault(key(i), (v, []))[1].append(f"#{k} {op_name}")
+        for o in (int(x) for x in op.get("outputs", [])):
+            dynamic.add(o)
+            v = _tflite_value(interp, details[o]) if o in details else None
+            if v is None:
+                continue
+            tensors.append(OnnxTensor(key(o), f"#{k} {short_tensor_name(key(o))}", op_name, k, [key(i) for i in acts], [],
+                                      consts, k / max(1, len(ops)), v))
+    outputs = [key(int(d["index"])) for d in interp.get_output_details()]
+    return tensors, outputs, backend, constants
+
+
+def _compare_graphs(ref: list[OnnxTensor], cand: list[OnnxTensor], atol: float, rtol: float) -> str:
+    """Set each reference tensor's status from its counterpart in ``cand``: the tensor of the same name,
+    or (when fewer than half the names are shared) the same-shaped tensors nearest in graph position.
+    Returns how tensors were paired ("name" or "shape")."""
+    by_name = {t.name: t for t in cand}
+    how = "name" if 2 * sum(1 for t in ref if t.name in by_name) >= len(ref) else "shape"
+    by_shape: dict[tuple[int, ...], list[tuple[float, OnnxTensor]]] = {}
+    for c in cand:
+        by_shape.setdefault(tuple(c.value.shape), []).append((c.position, c))  # type: ignore[union-attr]
+    for t in ref:
+        shape = tuple(t.value.shape)  # type: ignore[union-attr]
+        if how == "name":
+            c = by_name.get(t.name)
+            cands = [c] if c is not None and tuple(c.value.shape) == shape else []  # type: ignore[union-attr]
+        else:
+            cands = _nearest(by_shape.get(shape, []), t.position)
+        best: tuple[bool, float, float] | None = None
+        best_name = ""
+        for c in cands:
+            r = close(t.value, c.value, atol, rtol)  # type: ignore[arg-type]
+            if best is None or r[1] < best[1]:
+                best, best_name = r, c.name
+            if r[0]:
+                break
+        if best is None:
+            t.status = UNOBSERVED
+            continue
+        t.status = MATCHED if best[0] else DIVERGED
+        t.detail = {"max_abs": best[1], "allowed": best[2], "candidate_tensor": best_name}
+    return how
+
+
+def onnx_weights(path: str) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """Every initializer of an ONNX file with the nodes that read it."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(path)
+    readers: dict[str, list[str]] = {}
+    for idx, n in enumerate(model.graph.node):
+        for i in n.input:
+            readers.setdefault(i, []).append(n.name or f"{n.op_type}_{idx}")
+    return {i.name: (numpy_helper.to_array(i), readers.get(i.name, [])) for i in model.graph.initializer}
+
+
+def changed_weights(ref: dict[str, tuple[np.ndarray, list[str]]], cand: dict[str, tuple[np.ndarray, list[str]]],
+                    limit: int = 20) -> list[dict[str, Any]]:
+    """Weights of the same name whose values differ between two graphs, with the nodes of the reference
+    graph that read them (at most ``limit``, largest change first)."""
+    out: list[dict[str, Any]] = []
+    for name, (a, readers) in ref.items():
+        if name not in cand:
+            continue
+        b = cand[name][0]
+        same_shape = a.shape == b.shape
+        if same_shape and np.array_equal(a, b):
+            continue
+        diff = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if same_shape and a.size else None
+        out.append({"name": name, "shape": list(a.shape), "max_abs": diff,
+                    "elements_changed": int(np.count_nonzero(a != b)) if same_shape else None, "read_by": readers})
+    out.sort(key=lambda d: -(d["max_abs"] if d["max_abs"] is not None else float("inf")))
+    return out[:limit]
+
+
+def localize_same_format(fmt: str, ref_path: str, ref_io: IOSpec, cand_path: str, cand_io: IOSpec,
+                         feed: dict[str, np.ndarray], atol: float, rtol: float) -> dict[str, Any]:
+    """Two ONNX (or two TFLite) graphs of one model: the first tensor of ``cand_path`` that diverges from
+    the same tensor of ``ref_path``."""
+    extra: dict[str, Any] = {"reference_model": ref_path, "candidate_model": cand_path}
+    if fmt == "onnx":
+        ref = onnx_intermediates(ref_path, _native(feed, ref_io))
+        cand = onnx_intermediates(cand_path, _native(feed, cand_io))
+        outputs, graph = [s.name for s in ref_io.outputs], "ONNX node"
+        extra["changed_weights"] = changed_weights(onnx_weights(ref_path), onnx_weights(cand_path))
+    elif fmt == "tflite":
+        ref, outputs, backend, ref_consts = tflite_intermediates(ref_path, ref_io, feed)
+        cand, _, _, cand_consts = tflite_intermediates(cand_path, cand_io, feed)
+        graph = "TFLite op"
+        extra["tflite_backend"] = backend
+        extra["changed_weights"] = changed_weights(ref_consts, cand_consts)
+    else:
+        raise ValueError(f"no same-format localization for {fmt}")
+    extra["paired_by"] = _compare_graphs(ref, cand, atol, rtol)
+    res = _result(f"{fmt}-{fmt}", ref, outputs, extra, graph)
+    changed = extra.get("changed_weights") or []
+    if changed:
+        w = changed[0]
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        res["message"] += (f"; weights that differ between the files: {short_tensor_name(w['name'])}{more}, read by "
+                           f"{', '.join(w['read_by']) or 'no node'}")
+    return res
+
+
 # ------------------------------------------------------------------------------------------ worker entry
 
 
-def localize_job(*, mode: str, feed: str, atol: float, rtol: float, onnx: str, onnx_io: dict[str, Any],
-                 ref_io: dict[str, Any], model: dict[str, Any] | None = None, tflite: str | None = None,
-                 tflite_io: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Worker entry: localize on the first sample of ``feed`` (an .npz written by save_samples)."""
+def localize_job(*, mode: str, feed: str, atol: float, rtol: float, onnx: str | None = None,
+                 onnx_io: dict[str, Any] | None = None, ref_io: dict[str, Any] | None = None,
+                 model: dict[str, Any] | None = None, tflite: str | None = None, tflite_io: dict[str, Any] | None = None,
+                 reference: str | None = None, reference_io: dict[str, Any] | None = None,
+                 candidate: str | None = None, candidate_io: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Worker entry: localize on the first sample of ``feed`` (an .npz written by save_samples).
+
+    ``pytorch-onnx`` and ``onnx-tflite`` take ``onnx``/``tflite`` (with their IOSpecs) and ``ref_io``;
+    ``onnx-onnx`` and ``tflite-tflite`` take ``reference`` and ``candidate`` (with theirs)."""
     from edgeport.validate.data import load_samples
 
     sample = load_samples(feed)[0]
+    if mode in ("onnx-onnx", "tflite-tflite"):
+        if not (reference and candidate and reference_io and candidate_io):
+            raise ValueError(f"{mode} localization needs the reference and candidate models")
+        return localize_same_format(mode.split("-")[0], reference, IOSpec.from_json(reference_io), candidate,
+                                    IOSpec.from_json(candidate_io), sample, atol, rtol)
+    if onnx is None or onnx_io is None or ref_io is None:
+        raise ValueError(f"{mode} localization needs the ONNX model")
     rio = IOSpec.from_json(ref_io)
     oio = IOSpec.from_json(onnx_io)
     if mode == "pytorch-onnx":
