@@ -255,3 +255,39 @@ def test_split_to_json_is_plain_data():
     sp = cal.split(_items(12), cal.CalibrationOptions(samples=8, holdout=4))
     d = json.loads(json.dumps(sp.to_json()))
     assert d["calibration_samples"] == 8 and d["holdout_samples"] == 4 and not d["random"]
+
+
+# ------------------------------------------------------------------------------------------------ --dataset (one option: data and labels)
+
+DIGITS_IO = IOSpec(inputs=[TensorSpec("image", (1, 1, 8, 8), "float32", "NCHW", ref_name="image")],
+                   outputs=[TensorSpec("logits", (1, 10), "float32", ref_name="logits")])
+
+
+def test_dataset_gives_labelled_disjoint_calibration_and_holdout():
+    pytest.importorskip("sklearn")
+    opts = cal.CalibrationOptions(dataset="digits", samples=100, holdout=cal.MAX_SAMPLES, seed=0)
+    split = cal.prepare(DIGITS_IO, opts, need_calibration=True)
+    assert len(split.calibration) == 100 and len(split.holdout) + len(split.calibration) <= 597
+    assert len(split.holdout) >= 480  # every test image not calibrated on, minus exact duplicates
+    assert split.has_labels and all(i.label is not None for i in split.calibration)
+    assert not {i.id for i in split.calibration} & {i.id for i in split.holdout}
+    assert not {i.digest() for i in split.calibration} & {i.digest() for i in split.holdout}
+    assert all(i.id.startswith("digits:test[") for i in split.holdout)  # never the training split
+    assert sorted({i.label for i in split.holdout}) == list(range(10))
+    x = split.holdout[0].feed["image"]
+    assert x.shape == (1, 1, 8, 8) and x.dtype == np.float32 and -1.0 < float(x.min()) < 0.0 < float(x.max()) < 2.0
+    assert "digits data set" in split.source and split.to_json()["labels"] is True
+
+
+def test_dataset_errors_are_one_line():
+    pytest.importorskip("sklearn")
+    with pytest.raises(UsageError) as e:
+        cal.prepare(DIGITS_IO, cal.CalibrationOptions(dataset="mnist"), need_calibration=True)
+    assert "digits" in _one_line(e.value)
+    with pytest.raises(InputError) as e:
+        cal.prepare(IMAGE_IO, cal.CalibrationOptions(dataset="digits"), need_calibration=True)
+    assert "[1, 1, 8, 8]" in _one_line(e.value) and "[1, 3, 8, 8]" in e.value.one_line()
+    with pytest.raises(UsageError):
+        cal.prepare(DIGITS_IO, cal.CalibrationOptions(dataset="digits", source="x.npz"), need_calibration=True)
+    with pytest.raises(UsageError):
+        cal.prepare(TWO_IO, cal.CalibrationOptions(dataset="digits"), need_calibration=True)

@@ -1,5 +1,6 @@
 """``edgeport quantize``: make quantized variants, measure size/speed/accuracy, find the layers that break int8.
 
+The keep-float search (``--max-accuracy-drop 0.5%`` / ``--min-snr DB``) runs over ai-edge-quantizer's aeq-int8.
 Exit codes: 0 the sweep ran (a variant that crashed or failed is a row of the report, not a failure of the
 command), 2 bad input (no SavedModel/ONNX model in OUT, unreadable or mis-shaped calibration data), 3 no
 quantized variant could be made and measured, or the reference failed. Imports only typer at module level.
@@ -12,8 +13,9 @@ from typing import Optional
 
 import typer
 
-MODES_HELP = ("Comma list of: fp16, dynamic, int8, int16x8 (TFLite, from the SavedModel), ort-dynamic, ort-qdq "
-              "(ONNX Runtime, from the ONNX model); or all, tflite, ort.")
+MODES_HELP = ("Comma list of: fp16, dynamic, int8, int16x8 (TFLiteConverter, from the SavedModel); aeq-dynamic, "
+              "aeq-weight-int8, aeq-weight-int4, aeq-int8, aeq-int16x8 (ai-edge-quantizer, from the float .tflite); "
+              "ort-dynamic, ort-qdq (ONNX Runtime, from the ONNX model); or all, tflite, aeq, ort.")
 
 
 def quantize(
@@ -22,7 +24,8 @@ def quantize(
     modes: str = typer.Option("all", "--modes", "-m", help=MODES_HELP),
     calibration: Optional[str] = typer.Option(None, "--calibration", "-c", help="Calibration data: a folder of images, an .npz/.npy of inputs (PyTorch layout), or module:function / file.py:function yielding feeds."),
     calibration_samples: int = typer.Option(100, "--calibration-samples", min=1, max=100_000, help="Samples used to calibrate int8 ranges."),
-    holdout_samples: int = typer.Option(64, "--holdout-samples", min=1, max=100_000, help="Held-out samples (never used to calibrate) that accuracy is measured on."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="A labelled data set that ships with a package (digits: see edgeport samples): calibration data AND labels in one; calibration and held-out samples are disjoint."),
+    holdout_samples: Optional[int] = typer.Option(None, "--holdout-samples", min=1, max=100_000, help="Held-out samples (never used to calibrate) that accuracy is measured on. Default 64; with --dataset, every sample not used to calibrate."),
     eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Separate held-out data (same forms as --calibration); default: split off the calibration data."),
     random_calibration: bool = typer.Option(False, "--random-calibration", help="Calibrate on seeded random inputs when there is no data (the report warns: results will not reflect real inputs)."),
     resize: Optional[str] = typer.Option(None, "--resize", help="Images: resize to HxW (default: the model's input size)."),
@@ -35,6 +38,9 @@ def quantize(
     io_dtype: str = typer.Option("float", "--io-dtype", help="Full-int8 model inputs/outputs: float, int8 or uint8."),
     keep_float: Optional[str] = typer.Option(None, "--keep-float", help="Also make an int8 variant with the N worst layers (or these comma-separated layers: tensor, ONNX node or PyTorch module names) left in float."),
     no_layers: bool = typer.Option(False, "--no-layers", help="Skip the per-layer int8 error analysis."),
+    max_accuracy_drop: Optional[str] = typer.Option(None, "--max-accuracy-drop", help="Accuracy floor, e.g. 0.5%: search for the fewest ops kept in float (greedy from the most sensitive) so aeq-int8 stays within it; the report recommends the variants meeting it (default floor: 1 point with labels)."),
+    min_snr: Optional[float] = typer.Option(None, "--min-snr", help="Output SNR floor in dB (alone or with --max-accuracy-drop) for the search and the recommendation (default without labels: 20)."),
+    max_float: int = typer.Option(10, "--max-float", min=1, max=10_000, help="The search keeps at most this many ops in float."),
     rank_by: str = typer.Option("snr_db", "--rank-by", help="Per-layer ranking: snr_db (lowest first), rmse_scale, mse, mean_abs or max_abs."),
     latency_runs: int = typer.Option(200, "--latency-runs", min=1, max=100_000, help="Timed runs per variant (capped at 3 s)."),
     reference: str = typer.Option("auto", "--reference", help="Reference for accuracy: auto (PyTorch if installed, else the fp32 ONNX model), torch or onnx."),
@@ -50,7 +56,7 @@ def quantize(
     from edgeport.quantize.calibration import CalibrationOptions, parse_layout
     from edgeport.quantize.debug import RANK_KEYS
     from edgeport.quantize.report import render_console
-    from edgeport.quantize.sweep import QuantizeOptions, parse_keep_float, parse_modes, sweep
+    from edgeport.quantize.sweep import QuantizeOptions, parse_accuracy_drop, parse_keep_float, parse_modes, sweep
     from edgeport.validate.data import parse_resize
 
     if rank_by not in RANK_KEYS:
@@ -65,13 +71,20 @@ def quantize(
         check_writable(json_out, "--json")  # before the sweep, not after
     if calibration and random_calibration:
         raise UsageError("--calibration and --random-calibration both given", "use one of them")
+    if dataset and (calibration or random_calibration or labels):
+        raise UsageError("--dataset gives the data and its labels", "drop --calibration/--random-calibration/--labels, or drop --dataset")
+    if holdout_samples is None:
+        from edgeport.quantize.calibration import MAX_SAMPLES
+
+        holdout_samples = MAX_SAMPLES if dataset else 64
     copts = CalibrationOptions(
         source=calibration, samples=calibration_samples, holdout=holdout_samples, eval_source=eval_data,
         resize=parse_resize(resize), mean=_floats(mean, "--mean"), std=_floats(std, "--std"), pixel_scale=pixel_scale,
         bgr=bgr, data_layout=parse_layout(calibration_layout), labels=str(labels) if labels else None,
-        allow_random=random_calibration, seed=seed)
+        allow_random=random_calibration, seed=seed, dataset=dataset)
     opts = QuantizeOptions(modes=parse_modes(modes), calibration=copts, io_dtype=io_dtype, keep_float=parse_keep_float(keep_float),
-                           layers=not no_layers, rank_by=rank_by, latency_runs=latency_runs, reference=reference, timeout=timeout)
+                           layers=not no_layers, rank_by=rank_by, latency_runs=latency_runs, reference=reference, timeout=timeout,
+                           max_accuracy_drop=parse_accuracy_drop(max_accuracy_drop), min_snr=min_snr, max_float=max_float)
     progress = None if quiet else (lambda msg: err_console.print(msg, style="dim", markup=False, highlight=False))
     report = sweep(output, opts, progress)
     render_console(report, console)
@@ -82,6 +95,9 @@ def quantize(
             from edgeport.errors import OutputError
 
             raise OutputError(f"cannot write --json {json_out}: {exc.strerror or exc}", "choose a writable path") from None
+    from edgeport.report.state import after_command
+
+    after_command("quantize", output)  # OUT/report.html, with OUT/quant/report.json
     raise typer.Exit(report.exit_code)
 
 

@@ -11,7 +11,9 @@ Where the data comes from (``--calibration DATA``):
   ``(x - mean) / std`` and laid out like the PyTorch model's image input;
 - ``module:function`` or ``path/file.py:function``: a function returning an iterable of feeds, each a
   dict ``{input name: array}``, one array (single-input models) or a tuple in input order; a dict may
-  carry a ``label`` entry.
+  carry a ``label`` entry;
+- a labelled data set that ships with a package (``dataset``, ``--dataset digits``; see
+  ``sample_models.DATASETS``): inputs and labels in one option, from the split the trained samples never saw.
 
 Everything is read in the *reference* (PyTorch) layout. ``data_layout`` names the layout arrays are
 stored in when it differs (``NHWC`` arrays for an ``NCHW`` model); for image folders it names the layout
@@ -65,6 +67,7 @@ class CalibrationOptions:
     labels: str | None = None  # class labels: .npy / .txt / .csv (see read_labels)
     allow_random: bool = False
     seed: int = 0
+    dataset: str | None = None  # a sample_models.DATASETS name: calibration data and labels in one (--dataset)
 
 
 @dataclass
@@ -88,7 +91,7 @@ class Item:
 class Dataset:
     items: list[Item]
     source: str
-    kind: str  # npy, npz, images, module, random
+    kind: str  # npy, npz, images, module, dataset, random
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -514,6 +517,29 @@ def read_labels(path: str | os.PathLike, items: Sequence[Item]) -> None:
         item.label = lab
 
 
+def read_named_dataset(name: str, io: IOSpec) -> Dataset:
+    """A labelled data set that ships with a package (``sample_models.DATASETS``), its evaluation split."""
+    import sample_models
+
+    info = sample_models.DATASETS.get(name)
+    if info is None:
+        raise UsageError(f"unknown data set {name!r}", f"use --dataset {' or '.join(sample_models.DATASETS)}")
+    if len(io.inputs) != 1:
+        raise UsageError(f"--dataset {name} feeds one input, the model has {len(io.inputs)}", "pass --calibration DATA instead")
+    spec = io.inputs[0]
+    if spec.rank != len(info.input_shape) or any(isinstance(d, int) and d != info.input_shape[i] for i, d in enumerate(spec.shape)):
+        raise InputError(f"--dataset {name} holds inputs of shape {list(info.input_shape)}, the model takes {list(spec.shape)}",
+                         "use the data set with a model trained on it (edgeport samples lists them)")
+    try:
+        inputs, labels = sample_models.load_dataset(name)
+    except ImportError as exc:
+        raise UsageError(f"--dataset {name}: {exc}", f"pip install {info.package or 'the package that ships it'}") from None
+    dt = _np_dtype(spec.dtype)
+    items = [Item({spec.name: inputs[k:k + 1].astype(dt, copy=False)}, f"{name}:{info.eval_split}[{k}]", int(labels[k]))
+             for k in range(len(labels))]
+    return Dataset(items, f"{name} data set, {info.eval_split} split ({len(items)} labelled samples)", "dataset")
+
+
 def load_dataset(source: str, io: IOSpec, opts: CalibrationOptions, limit: int, dims: dict[str, int] | None = None) -> Dataset:
     """Read ``source`` (see the module docstring) in the reference layout; at most ``limit`` samples."""
     text = str(source).strip()
@@ -601,7 +627,11 @@ def prepare(io: IOSpec, opts: CalibrationOptions, *, need_calibration: bool, dim
             int_ranges: dict[str, tuple[int, int]] | None = None) -> Split:
     """The calibration/held-out split for a sweep, from ``opts`` (random only when allowed or not needed)."""
     want = opts.samples + opts.holdout
-    if opts.source:
+    if opts.dataset:
+        if opts.source or opts.labels:
+            raise UsageError("--dataset gives both the data and its labels", "drop --calibration/--labels, or drop --dataset")
+        data = read_named_dataset(opts.dataset, io)
+    elif opts.source:
         data = load_dataset(opts.source, io, opts, want, dims)
     elif need_calibration and not opts.allow_random:
         raise UsageError("int8/int16x8/static quantization needs calibration data",

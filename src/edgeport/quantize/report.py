@@ -133,6 +133,11 @@ def render_console(report: Any, console: Any) -> None:
         vals += [d["status"] if d["status"] == "ok" else f"{d['status']}: {d['reason']}"[:90]]
         t.add_row(*(escape(v) for v in vals), style=None if d["ok"] else "yellow")  # names and reasons are not markup
     console.print(t)
+    from edgeport.quantize.sweep import floor_text, recommend
+
+    rec = recommend(report)
+    if rec.get("line"):
+        console.print(rec["line"], markup=False, style="bold green" if rec.get("smallest") else "bold yellow")
     ref = report.reference
     data = report.data
     console.print(f"reference: {ref.get('runtime')} ({ref.get('backend', '')}); held-out samples: {data.get('holdout_samples')}, "
@@ -155,6 +160,7 @@ def render_console(report: Any, console: Any) -> None:
             console.print(line, markup=False)
     if report.keep_float:
         console.print(f"kept in float: {', '.join(report.keep_float.get('layers', []))}", markup=False)
+    _console_sensitivity(report, console, floor_text(report.floor or {}))
     for n in report.notes:
         console.print(f"note: {n}", markup=False, style="dim")
     for key in ("html", "json"):
@@ -162,31 +168,78 @@ def render_console(report: Any, console: Any) -> None:
             console.print(f"{key}: {Path(report.root) / report.files[key]}", markup=False)
 
 
+def _console_sensitivity(report: Any, console: Any, floor: str) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    sens = report.sensitivity or {}
+    if sens.get("layers"):
+        console.print(f"most sensitive ops, isolated ({sens.get('mode')}: only this op quantized / all but this op; "
+                      f"plain: SNR {fmt_num(sens['full'].get('snr_db'), '.1f')} dB, accuracy {fmt_num(sens['full'].get('accuracy'), '.4f')}):",
+                      markup=False)
+        st = Table(show_header=True)
+        for c in ("#", "layer", "op", "only: SNR dB", "only: acc", "all but: SNR dB", "all but: acc"):
+            st.add_column(c)
+        for d in sens["layers"][:5]:
+            st.add_row(*(escape(str(v)) for v in (d["rank"], d.get("layer") or d["tensor"][:40], d["op"],
+                                                   fmt_num(d["only"].get("snr_db"), ".1f"), fmt_num(d["only"].get("accuracy"), ".4f"),
+                                                   fmt_num(d["all_but"].get("snr_db"), ".1f"), fmt_num(d["all_but"].get("accuracy"), ".4f"))))
+        console.print(st)
+    elif sens.get("status") and sens.get("status") != "ok":
+        console.print(f"per-op sensitivity: {sens.get('status')} ({sens.get('reason')})", markup=False)
+    search = search_view(report)
+    for step in search.get("steps", []):
+        console.print(f"search step {step['float_ops']} op(s) float [{', '.join(step['float_names']) or '-'}]: "
+                      f"{fmt_size(step['size_bytes'])}, {fmt_num(step.get('latency_ms'), '.3f')} ms, SNR {fmt_num(step.get('snr_db'), '.1f')} dB, "
+                      f"accuracy {fmt_num(step.get('accuracy'), '.4f')} -> {'meets' if step['meets'] else 'below'} {floor}", markup=False)
+
+
 # ----------------------------------------------------------------------------------------------- plots
 
 
 def _plot_scatter(report: Any, path: Path) -> bool:
+    """The Pareto plot: task accuracy (or SNR without labels) over latency, marker area = file size; the
+    recommended variants (smallest, fastest meeting the floor) ringed and named."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts = [(r, r.latency.get("p50"), r.summary.get("snr_db")) for r in report.rows if r.ok and r.latency]
+    use_task = any(r.task for r in report.rows)
+
+    def y_of(r: Any) -> Any:
+        return r.task.get("accuracy") if use_task else r.summary.get("snr_db")
+
+    pts = [(r, r.latency.get("p50"), y_of(r)) for r in report.rows if r.ok and r.latency]
     pts = [(r, x, y) for r, x, y in pts if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not math.isnan(y)]
     if not pts:
         return False
+    rec = recommend_names(report)
+    biggest = max((r.size_bytes for r, _, _ in pts), default=0) or 1
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     capped = False
     for runtime, marker, colour in (("tflite", "o", "#1f77b4"), ("onnxruntime", "s", "#d62728")):
-        sel = [(r, x, min(y, SNR_PLOT_CAP)) for r, x, y in pts if r.runtime == runtime]
-        capped = capped or any(y >= SNR_PLOT_CAP for _, _, y in sel)
+        sel = [(r, x, y if use_task else min(y, SNR_PLOT_CAP)) for r, x, y in pts if r.runtime == runtime]
+        capped = capped or (not use_task and any(y >= SNR_PLOT_CAP for _, _, y in sel))
         if not sel:
             continue
-        ax.scatter([x for _, x, _ in sel], [y for _, _, y in sel], marker=marker, s=60, color=colour,
-                   label="LiteRT (TFLite)" if runtime == "tflite" else "ONNX Runtime", edgecolors="black", linewidths=0.5)
+        ax.scatter([x for _, x, _ in sel], [y for _, _, y in sel], marker=marker, s=[30 + 400 * r.size_bytes / biggest for r, _, _ in sel],
+                   color=colour, alpha=0.75, label="LiteRT (TFLite)" if runtime == "tflite" else "ONNX Runtime",
+                   edgecolors="black", linewidths=0.5)
         for k, (r, x, y) in enumerate(sel):
-            ax.annotate(r.variant + (" !" if r.flags else ""), (x, y), textcoords="offset points",
-                        xytext=(6, 5 if k % 2 == 0 else -11), fontsize=8)
+            tag = "".join(f" [{w}]" for w in rec.get(r.name, []))
+            ax.annotate(r.variant + (" !" if r.flags else "") + tag, (x, y), textcoords="offset points",
+                        xytext=(6, 5 if k % 2 == 0 else -11), fontsize=8, fontweight="bold" if tag else "normal")
+    marked = [(x, y if use_task else min(y, SNR_PLOT_CAP)) for r, x, y in pts if r.name in rec]
+    if marked:
+        ax.scatter([x for x, _ in marked], [y for _, y in marked], marker="*", s=260, facecolors="#2ca02c",
+                   edgecolors="black", linewidths=0.8, zorder=5, label="recommended (meets the floor)")
+    floor = report.floor or {}
+    ref_acc = next((r.task.get("reference_accuracy") for r in report.rows if r.task), None)
+    if use_task and floor.get("max_accuracy_drop") is not None and isinstance(ref_acc, (int, float)):
+        ax.axhline(ref_acc - floor["max_accuracy_drop"], color="#2ca02c", linestyle="--", linewidth=1, label="accuracy floor")
+    elif not use_task and floor.get("min_snr_db") is not None:
+        ax.axhline(floor["min_snr_db"], color="#2ca02c", linestyle="--", linewidth=1, label="SNR floor")
     xs = [x for _, x, _ in pts if x > 0]
     if xs and max(xs) / min(xs) > 20:
         from matplotlib.ticker import FormatStrFormatter
@@ -195,8 +248,9 @@ def _plot_scatter(report: Any, path: Path) -> bool:
         ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.margins(x=0.15, y=0.12)
-    ax.set_xlabel("latency p50 (ms, 1 thread)")
-    ax.set_ylabel(f"SNR vs reference (dB){' - capped at %d' % SNR_PLOT_CAP if capped else ''}")
+    ax.set_xlabel("latency p50 (ms, 1 thread); marker area = file size")
+    ax.set_ylabel("task accuracy on held-out samples" if use_task else
+                  f"SNR vs reference (dB){' - capped at %d' % SNR_PLOT_CAP if capped else ''}")
     ax.set_title("accuracy vs latency (upper left is better)")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
@@ -204,6 +258,18 @@ def _plot_scatter(report: Any, path: Path) -> bool:
     fig.savefig(path, format="png")
     plt.close(fig)
     return True
+
+
+def recommend_names(report: Any) -> dict[str, list[str]]:
+    """Row name -> ["smallest"] / ["fastest"] / both, from the recommendation."""
+    from edgeport.quantize.sweep import recommend
+
+    rec = recommend(report)
+    out: dict[str, list[str]] = {}
+    for key in ("smallest", "fastest"):
+        if rec.get(key):
+            out.setdefault(rec[key]["name"], []).append(key)
+    return out
 
 
 def _plot_sizes(report: Any, path: Path) -> bool:
@@ -256,10 +322,25 @@ def render_html(report: Any, plots: dict[str, str]) -> str:
     env.filters["overflow"] = fmt_overflow
     tpl = env.get_template("quantize.html.j2")
     plots = {"scatter": "", "sizes": "", **plots}  # a plot is missing when no variant ran (or without matplotlib)
+    from edgeport.quantize.sweep import floor_text, recommend
+
     kf_row, int8_row = report.row("int8-keepfloat"), report.row("int8")
     return tpl.render(report=report, rows=table_rows(report), plots=plots, layers=report.layers[:25], diagnosis=diagnosis(report),
                       has_task=any(r.task for r in report.rows), keep_float=report.keep_float, kf_row=kf_row, int8_row=int8_row,
-                      data=report.data, reference=report.reference, json_name="report.json")
+                      data=report.data, reference=report.reference, json_name="report.json", recommendation=recommend(report),
+                      sensitivity=report.sensitivity, search=search_view(report), floor_text=floor_text(report.floor or {}))
+
+
+def search_view(report: Any) -> dict[str, Any]:
+    """The search's steps with the kept ops named as in the sensitivity table (module / ONNX node where known)."""
+    search = dict(report.search or {})
+    from edgeport.tflite_fb import layer_hint
+
+    layers = (report.sensitivity or {}).get("layers", [])
+    names = {d["tensor"]: f"{d.get('layer') or layer_hint(d['tensor'])[:60]} ({d['op']})" for d in layers}
+    search["steps"] = [{**st, "float_names": [names.get(t, layer_hint(t)[:60]) for t in st.get("float_layers", [])]}
+                       for st in search.get("steps", [])]
+    return search
 
 
 def write_reports(report: Any, folder: Path, root: Path) -> dict[str, str]:

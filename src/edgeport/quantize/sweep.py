@@ -13,10 +13,12 @@ Steps: read the manifest; split the calibration data into calibration and held-o
 (:mod:`edgeport.quantize.calibration`); compute reference outputs on the held-out samples with the
 PyTorch model (or the fp32 ONNX model where torch is missing); convert each variant into a staging
 folder; for full int8, rank the layers by quantization error (:mod:`edgeport.quantize.debug`) and, with
-``keep_float``, make the selective variant; run every variant and both fp32 baselines (TFLite, ONNX) on
+``keep_float``, make the selective variant; make the ai-edge-quantizer variants from the float .tflite
+(:mod:`edgeport.quantize.aeq_variants`), measure each op's isolated sensitivity and, with an accuracy or
+SNR floor, search for the fewest ops to keep in float; run every variant and both fp32 baselines (TFLite, ONNX) on
 the held-out samples at 1 thread (latency p50 of ``Session.run_native`` on one sample); compare with
 :mod:`edgeport.validate.metrics`; move the files to ``OUT/quant/`` and record them in the manifest,
-which is rewritten last.
+which is rewritten last. :func:`recommend` names the smallest and the fastest variants meeting the floor.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ MODE_VARIANTS: dict[str, str] = {
     "dynamic": "dynamic-int8",
     "int8": "int8",
     "int16x8": "int16x8",
+    "aeq-dynamic": "aeq-dynamic-int8",
+    "aeq-weight-int8": "aeq-weight-int8",
+    "aeq-weight-int4": "aeq-weight-int4",
+    "aeq-int8": "aeq-int8",
+    "aeq-int16x8": "aeq-int16x8",
     "ort-dynamic": "ort-dynamic-int8",
     "ort-qdq": "ort-qdq-int8",
 }
@@ -59,15 +66,21 @@ ALIASES: dict[str, str] = {
     "float16": "fp16", "half": "fp16", "dynamic-int8": "dynamic", "dynamic-range": "dynamic", "drq": "dynamic",
     "full-int8": "int8", "int8-full": "int8", "16x8": "int16x8", "int16": "int16x8", "a16w8": "int16x8",
     "ort-dynamic-int8": "ort-dynamic", "ort-qdq-int8": "ort-qdq", "ort-static": "ort-qdq", "qdq": "ort-qdq",
+    "aeq-dynamic-int8": "aeq-dynamic", "aeq-w8": "aeq-weight-int8", "aeq-w4": "aeq-weight-int4", "aeq-static": "aeq-int8",
+    "aeq-a16w8": "aeq-int16x8", "aeq-16x8": "aeq-int16x8",
 }
 TFLITE_MODES = ("fp16", "dynamic", "int8", "int16x8")
+AEQ_MODES = ("aeq-dynamic", "aeq-weight-int8", "aeq-weight-int4", "aeq-int8", "aeq-int16x8")  # ai-edge-quantizer, any float .tflite
 ORT_MODES = ("ort-dynamic", "ort-qdq")
-CALIBRATED_MODES = ("int8", "int16x8", "ort-qdq")
-DEFAULT_MODES = TFLITE_MODES + ORT_MODES
+CALIBRATED_MODES = ("int8", "int16x8", "aeq-int8", "aeq-int16x8", "ort-qdq")
+DEFAULT_MODES = TFLITE_MODES + AEQ_MODES + ORT_MODES
 STATE_DIR = ".edgeport"
 
 TFLITE_JOB = "edgeport.quantize.tflite_variants:convert_job"
 ORT_JOB = "edgeport.quantize.ort_variants:quantize_job"
+AEQ_JOB = "edgeport.quantize.aeq_variants:convert_job"
+SENSITIVITY_JOB = "edgeport.quantize.aeq_variants:sensitivity_job"
+SEARCH_JOB = "edgeport.quantize.aeq_variants:search_job"
 DEBUG_JOB = "edgeport.quantize.debug:debug_job"
 EVAL_JOB = "edgeport.quantize.sweep:evaluate_job"
 REF_JOB = "edgeport.runtimes.job:run_session_job"
@@ -90,11 +103,13 @@ def parse_modes(values: list[str] | tuple[str, ...] | str | None) -> tuple[str, 
                 wanted.extend(TFLITE_MODES)
             elif m in ("ort", "onnxruntime"):
                 wanted.extend(ORT_MODES)
+            elif m in ("aeq", "ai-edge-quantizer"):
+                wanted.extend(AEQ_MODES)
             else:
                 m = ALIASES.get(m, m)
                 if m not in MODE_VARIANTS:
                     raise UsageError(f"unknown quantization mode {m!r}",
-                                     f"use a comma list of: {', '.join(MODE_VARIANTS)} (or all, tflite, ort)")
+                                     f"use a comma list of: {', '.join(MODE_VARIANTS)} (or all, tflite, aeq, ort)")
                 wanted.append(m)
     if not wanted:
         raise UsageError("--modes names no mode", f"use e.g. --modes {','.join(DEFAULT_MODES)}")
@@ -117,6 +132,26 @@ def parse_keep_float(text: str | None) -> int | tuple[str, ...] | None:
     return names
 
 
+def parse_accuracy_drop(text: str | float | None) -> float | None:
+    """``0.5%`` -> 0.005 (percentage points); ``0.005`` -> 0.005 (a fraction below 1); empty -> None."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    t = str(text).strip()
+    pct = t.endswith("%")
+    try:
+        v = float(t.rstrip("%").strip())
+    except ValueError:
+        raise UsageError(f"--max-accuracy-drop {text!r} is not a number", "write --max-accuracy-drop 0.5% (or 0.005)") from None
+    if pct:
+        v /= 100.0
+    elif v >= 1.0:
+        raise UsageError(f"--max-accuracy-drop {text!r} is ambiguous (a fraction must be below 1)",
+                         f"write --max-accuracy-drop {t}% for {t} percentage points, or a fraction such as 0.005")
+    if not (0.0 <= v < 1.0) or math.isnan(v):
+        raise UsageError(f"--max-accuracy-drop {text!r} is out of range", "give 0% to 99%, e.g. 0.5%")
+    return v
+
+
 @dataclass(frozen=True)
 class QuantizeOptions:
     modes: tuple[str, ...] = DEFAULT_MODES
@@ -131,6 +166,12 @@ class QuantizeOptions:
     threads: int = 1
     timeout: float = 900.0
     reference: str = "auto"  # auto (PyTorch when torch is installed, else the fp32 ONNX model), torch, onnx
+    # The accuracy floor: a task-accuracy drop (fraction, 0.005 = 0.5 point) and/or an output SNR floor (dB). Given,
+    # the keep-float search runs over aeq-int8 and the report recommends the variants meeting it.
+    max_accuracy_drop: float | None = None
+    min_snr: float | None = None
+    max_float: int = 10  # the search keeps at most this many ops in float
+    sensitivity_max_ops: int = 64  # without a floor, isolated per-op sensitivity is skipped (with a note) on larger graphs
 
 
 @dataclass
@@ -138,7 +179,7 @@ class VariantRow:
     """One model file on one runtime: how big, how fast, how close to the reference."""
 
     name: str  # manifest artifact name
-    variant: str  # fp32, fp16, dynamic-int8, int8, int16x8, int8-keepfloat, ort-dynamic-int8, ort-qdq-int8
+    variant: str  # fp32, a MODE_VARIANTS value, int8-keepfloat or aeq-int8-selective
     format: str  # tflite or onnx
     runtime: str  # tflite or onnxruntime
     path: str = ""  # relative to the output folder
@@ -162,6 +203,8 @@ class VariantRow:
     tools: dict[str, str] = field(default_factory=dict)
     ops: dict[str, int] = field(default_factory=dict)
     log_tail: str = ""
+    converter: str = ""  # what made the file (tf.lite.TFLiteConverter, ai-edge-quantizer, onnxruntime.quantization)
+    delegation: dict[str, Any] = field(default_factory=dict)  # .tflite: XNNPACK partitions and builtin-kernel op counts
 
     @property
     def ok(self) -> bool:
@@ -183,6 +226,7 @@ class VariantRow:
             "task": {k: json_number(v) for k, v in self.task.items()},
             "metrics": {o: {k: json_number(v) for k, v in m.items()} for o, m in self.metrics.items()},
             "flags": self.flags, "notes": self.notes, "options": self.options, "ops": self.ops,
+            "converter": self.converter, "delegation": self.delegation,
         }
         if self.status != "ok" and self.log_tail:
             d["log_tail"] = self.log_tail[-2000:]
@@ -205,6 +249,9 @@ class SweepReport:
     layers: list[dict[str, Any]] = field(default_factory=list)
     layer_info: dict[str, Any] = field(default_factory=dict)
     keep_float: dict[str, Any] = field(default_factory=dict)
+    sensitivity: dict[str, Any] = field(default_factory=dict)  # isolated per-op sensitivity (ai-edge-quantizer)
+    search: dict[str, Any] = field(default_factory=dict)  # the keep-float search: floor, every step tried, the choice
+    floor: dict[str, Any] = field(default_factory=dict)  # the accuracy floor the recommendation applies
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -231,6 +278,10 @@ class SweepReport:
             "layers": self.layers,
             "layer_analysis": self.layer_info,
             "keep_float": self.keep_float,
+            "sensitivity": self.sensitivity,
+            "search": self.search,
+            "floor": self.floor,
+            "recommendation": recommend(self),
             "warnings": self.warnings,
             "notes": self.notes,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
@@ -268,9 +319,73 @@ def evaluate_job(*, runtime: str, path: str, io: dict[str, Any], feeds: str, out
         except (TypeError, AttributeError):
             details = {}
     return {"backend": getattr(session, "backend", runtime), "load_seconds": load_seconds, "outputs": out,
+            "delegation": tflite_delegation(path, threads) if runtime == "tflite" else {},
             "latency": {"p50": stats["p50"], "p90": stats["p90"], "mean": stats["mean"], "min": stats["min"],
                         "runs": int(ns.size)},
             "native_dtypes": details, "notes": list(getattr(session, "notes", []) or [])}
+
+
+def tflite_delegation(path: str, threads: int = 1) -> dict[str, Any]:
+    """XNNPACK partitions and builtin-kernel op counts of a .tflite (``edgeport.runtimes.tflite_delegation``)."""
+    from edgeport.runtimes.tflite_delegation import delegation_report
+
+    try:
+        rep = delegation_report(path, threads, timing=False)
+    except EdgeportError as exc:
+        return {"error": exc.one_line()}
+    return {"partitions": rep.get("partitions"), "builtin_ops": rep.get("builtin_ops", {}),
+            "builtin_op_count": sum((rep.get("builtin_ops") or {}).values())}
+
+
+def row_scores(row: "VariantRow") -> dict[str, Any]:
+    return {"accuracy": row.task.get("accuracy"), "reference_accuracy": row.task.get("reference_accuracy"),
+            "snr_db": row.summary.get("snr_db")}
+
+
+def recommend(report: "SweepReport") -> dict[str, Any]:
+    """The smallest and the fastest quantized variants that meet ``report.floor`` (ok, unflagged rows only)."""
+    from edgeport.quantize.aeq_variants import meets_floor
+
+    floor = report.floor or {}
+    if not floor:
+        return {}
+    drop, snr = floor.get("max_accuracy_drop"), floor.get("min_snr_db")
+    ok = [r for r in report.rows if r.ok and not r.flags and r.variant != "fp32" and meets_floor(row_scores(r), drop, snr)]
+    out: dict[str, Any] = {"floor": floor, "meeting": [r.name for r in ok]}
+    if not ok:
+        out["line"] = f"No quantized variant meets the floor ({floor_text(floor)}); ship fp32 or relax the floor."
+        return out
+
+    def brief(r: VariantRow) -> dict[str, Any]:
+        return {"name": r.name, "variant": r.variant, "size_bytes": r.size_bytes, "latency_ms": r.latency.get("p50"),
+                "accuracy": r.task.get("accuracy"), "snr_db": r.summary.get("snr_db")}
+
+    smallest = min(ok, key=lambda r: (r.size_bytes or math.inf, r.latency.get("p50") or math.inf))
+    fastest = min(ok, key=lambda r: (r.latency.get("p50") or math.inf, r.size_bytes or math.inf))
+    out.update(smallest=brief(smallest), fastest=brief(fastest))
+    which = (f"smallest and fastest {_brief_text(smallest)}" if smallest is fastest
+             else f"smallest {_brief_text(smallest)}; fastest {_brief_text(fastest)}")
+    out["line"] = (f"Recommended ({floor_text(floor)}): {which}"
+                   f" ({len(ok)} of {sum(1 for r in report.rows if r.variant != 'fp32')} quantized variants meet the floor).")
+    return out
+
+
+def floor_text(floor: dict[str, Any]) -> str:
+    parts = []
+    if floor.get("max_accuracy_drop") is not None:
+        parts.append(f"accuracy within {floor['max_accuracy_drop'] * 100:.2g} point(s) of the reference")
+    if floor.get("min_snr_db") is not None:
+        parts.append(f"output SNR >= {floor['min_snr_db']:g} dB")
+    return " and ".join(parts) + (" (default floor)" if floor.get("default") else "")
+
+
+def _brief_text(r: "VariantRow") -> str:
+    from edgeport.fsutil import human_size
+
+    acc = r.task.get("accuracy")
+    bits = [human_size(r.size_bytes), f"{r.latency['p50']:.3f} ms" if r.latency.get("p50") is not None else "latency -"]
+    bits.append(f"accuracy {acc:.4f}" if isinstance(acc, (int, float)) else f"SNR {r.summary.get('snr_db', float('nan')):.1f} dB")
+    return f"{r.name} ({', '.join(bits)})"
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -322,6 +437,12 @@ def _find_onnx(m: Manifest) -> Artifact | None:
     return next((a for a in cands if a.name == "onnx"), cands[0] if cands else None)
 
 
+def _find_float_tflite(m: Manifest) -> Artifact | None:
+    """The float .tflite edgeport convert kept (any converter), for ai-edge-quantizer; not one a sweep made."""
+    cands = [a for a in m.artifacts if a.format == "tflite" and a.variant == "fp32" and not a.path.startswith(f"{QUANT_DIR}/")]
+    return next((a for a in cands if a.name == "tflite"), cands[0] if cands else None)
+
+
 def _find_tflite_fp32(m: Manifest, sm: Artifact) -> Artifact | None:
     """The fp32 .tflite edgeport convert made from the same SavedModel (or with the converter that made it), if any.
 
@@ -369,7 +490,15 @@ class Sweep:
             raise UsageError(f"--io-dtype {opts.io_dtype!r} is not float, int8 or uint8", "use --io-dtype float, int8 or uint8")
         if opts.keep_float is not None and "int8" not in modes:
             raise UsageError("--keep-float makes a variant of the full-int8 model, but int8 is not in --modes", "add int8 to --modes")
-        sm = _find_saved_model(m) if tfl_modes else None
+        aeq_modes = [x for x in modes if x in AEQ_MODES]
+        if (opts.max_accuracy_drop is not None or opts.min_snr is not None) and "aeq-int8" not in modes:
+            raise UsageError("the keep-float search (--max-accuracy-drop / --min-snr) runs over aeq-int8, which is not in --modes",
+                             "add aeq-int8 to --modes")
+        sm = _find_saved_model(m) if tfl_modes or (aeq_modes and _find_float_tflite(m) is None) else None
+        if aeq_modes and sm is None and _find_float_tflite(m) is None:
+            raise InputError(f"no float .tflite (and no SavedModel to make one) in {self.out} "
+                             f"(modes {','.join(aeq_modes)} start from one)",
+                             f"run edgeport convert {m.source or 'MODEL'} --to tflite -o {self.out} first")
         if tfl_modes and sm is None:
             raise InputError(f"no SavedModel in {self.out} (TFLite modes {','.join(tfl_modes)} start from one)",
                              f"run edgeport convert {m.source or 'MODEL'} --to saved_model -o {self.out} first")
@@ -377,7 +506,7 @@ class Sweep:
         if ort_modes and onnx_art is None:
             raise InputError(f"no ONNX model in {self.out} (modes {','.join(ort_modes)} start from one)",
                              f"run edgeport convert {m.source or 'MODEL'} --to onnx -o {self.out} first")
-        problems = m.verify([a.name for a in (sm, onnx_art) if a is not None])
+        problems = m.verify([a.name for a in (sm, onnx_art, _find_float_tflite(m) if aeq_modes else None) if a is not None])
         if problems:
             raise InputError(f"{self.out}: {problems[0]}", "re-run edgeport convert to re-create the files")
         int_ranges = self._int_ranges(m)
@@ -429,7 +558,10 @@ class Sweep:
                 self._layers(report, sm, onnx_art, calib_path, hold_path, stage)
             if opts.keep_float is not None:
                 rows.append(self._keep_float(report, sm, calib_path, stage))
-        # ---- ONNX Runtime
+        report.floor = self._floor(split)
+        # ---- ai-edge-quantizer, from the float .tflite
+        if any(x in AEQ_MODES for x in modes):
+            self._aeq(report, m, rows, modes, onnx_art, split, stage)        # ---- ONNX Runtime
         if onnx_art is not None and any(x in ORT_MODES for x in modes):
             rows.append(self._onnx_baseline(m, onnx_art))
             for mode in (x for x in modes if x in ORT_MODES):
@@ -441,6 +573,142 @@ class Sweep:
         _ratios(rows)
         report.rows = rows
         return report
+
+    # ------------------------------------------------------------------ ai-edge-quantizer
+    def _floor(self, split: cal.Split) -> dict[str, Any]:
+        o = self.opts
+        if o.max_accuracy_drop is not None and not split.has_labels:
+            raise UsageError("--max-accuracy-drop needs labelled held-out data", "pass --dataset NAME, or --labels FILE with the data")
+        if o.max_accuracy_drop is not None or o.min_snr is not None:
+            return {"max_accuracy_drop": o.max_accuracy_drop, "min_snr_db": o.min_snr, "default": False}
+        if split.has_labels:
+            return {"max_accuracy_drop": 0.01, "min_snr_db": None, "default": True}
+        return {"max_accuracy_drop": None, "min_snr_db": 20.0, "default": True}
+
+    def _aeq(self, report: SweepReport, m: Manifest, rows: list[VariantRow], modes: tuple[str, ...],
+             onnx_art: Artifact | None, split: cal.Split, stage: Path) -> None:
+        src = self._aeq_source(m, rows, stage)
+        calib = stage / "calibration.npz"
+        for mode in (x for x in modes if x in AEQ_MODES):
+            rows.append(self._convert_aeq(src, MODE_VARIANTS[mode], calib, stage))
+        searching = self.opts.max_accuracy_drop is not None or self.opts.min_snr is not None
+        if "aeq-int8" not in modes or src is None or not (self.opts.layers or searching):
+            return
+        self._sensitivity(report, src, onnx_art, split, stage)
+        if searching:
+            row = self._search(report, src, split, stage)
+            if row is not None:
+                rows.append(row)
+
+    def _aeq_source(self, m: Manifest, rows: list[VariantRow], stage: Path) -> VariantRow | None:
+        """The float .tflite AEQ starts from: the one edgeport convert kept, else the baseline made from the SavedModel."""
+        art = _find_float_tflite(m)
+        if art is not None:
+            row = next((r for r in rows if r.variant == "fp32" and r.format == "tflite" and r.path == art.path), None)
+            if row is None:
+                row = VariantRow(name=art.name, variant="fp32", format="tflite", runtime="tflite", path=art.path,
+                                 parent=art.parent, size_bytes=art.size_bytes or path_size(self.out / art.path), io=art.io,
+                                 converter=art.converter, notes=[f"the fp32 .tflite from edgeport convert ({art.converter})"],
+                                 options={"existing": True})
+                rows.append(row)
+            return row
+        return next((r for r in rows if r.variant == "fp32" and r.format == "tflite" and r.ok), None)
+
+    def _file(self, row: VariantRow, stage: Path) -> Path:
+        return self.out / row.path if row.options.get("existing") else stage / Path(row.path).name
+
+    def _convert_aeq(self, src: VariantRow | None, variant: str, calib: Path, stage: Path,
+                     float_layers: list[str] | None = None) -> VariantRow:
+        row = VariantRow(name=f"tflite-{variant}", variant=variant, format="tflite", runtime="tflite",
+                         path=f"{QUANT_DIR}/model.{variant}.tflite", parent=src.name if src else None)
+        if src is None or src.io is None:
+            row.status, row.stage, row.reason = "skipped", "convert", "no float .tflite to start from (its conversion failed)"
+            return row
+        target = stage / Path(row.path).name
+        self.say(f"convert {row.name} (ai-edge-quantizer)")
+        t0 = time.perf_counter()
+        kwargs: dict[str, Any] = {"tflite": str(self._file(src, stage)), "io": src.io.to_json(), "mode": variant,
+                                  "out": str(target), "calibration": str(calib)}
+        if float_layers:
+            kwargs["float_layers"] = float_layers
+        res = self._worker(AEQ_JOB, kwargs, f"convert-{variant}")
+        self._timed(f"convert {variant}", t0)
+        row.convert_seconds = res.seconds
+        if not res.ok:
+            return self._failed(row, res, "convert")
+        _take_convert_result(row, res.value)
+        try:
+            from edgeport.convert.tflite_inspect import inspect_tflite
+            from edgeport.quantize.tflite_variants import variant_io
+
+            info = inspect_tflite(target)
+            row.ops = dict(info.get("ops", {}))
+            row.io, io_notes = variant_io(src.io, info)
+            row.notes.extend(io_notes)
+        except EdgeportError as exc:
+            row.status, row.stage, row.reason = "error", "convert", exc.one_line()
+        return row
+
+    def _aeq_data(self, src: VariantRow, split: cal.Split, stage: Path) -> dict[str, Any]:
+        assert src.io is not None
+        return {"tflite": str(self._file(src, stage)), "io": src.io.to_json(), "calibration": str(stage / "calibration.npz"),
+                "holdout": str(stage / "holdout.npz"), "reference": str(stage / "reference-outputs.npz"),
+                "labels": [int(i.label) for i in split.holdout] if split.has_labels else None, "threads": self.opts.threads}
+
+    def _sensitivity(self, report: SweepReport, src: VariantRow, onnx_art: Artifact | None, split: cal.Split, stage: Path) -> None:
+        from edgeport.tflite_fb import inspect_tflite
+
+        n_ops = sum(inspect_tflite(self._file(src, stage)).get("ops", {}).values())
+        searching = self.opts.max_accuracy_drop is not None or self.opts.min_snr is not None
+        if n_ops > self.opts.sensitivity_max_ops and not searching:
+            report.sensitivity = {"status": "skipped", "reason": f"{n_ops} ops (more than {self.opts.sensitivity_max_ops})"}
+            self.notes.append(f"isolated per-op sensitivity skipped: the float .tflite has {n_ops} ops (2 quantized models "
+                              "each); pass --max-accuracy-drop or --min-snr to run it with the keep-float search")
+            return
+        self.say(f"per-op sensitivity: each of {n_ops} ops quantized alone, and left alone in float (ai-edge-quantizer)")
+        t0 = time.perf_counter()
+        kwargs = self._aeq_data(src, split, stage)
+        if onnx_art is not None:
+            kwargs.update(onnx=str(self.out / onnx_art.path), onnx_io=onnx_art.io.to_json())
+        res = self._worker(SENSITIVITY_JOB, kwargs, "sensitivity")
+        self._timed("sensitivity", t0)
+        if not res.ok:
+            report.sensitivity = {"status": _fail_reason(res)[0], "reason": res.reason()}
+            self.notes.append(f"per-op sensitivity failed: {res.reason()}")
+            return
+        report.sensitivity = {"status": "ok", "source": src.name, **res.value}
+        report.sensitivity["debugger_agreement"] = _agreement(report.layers, report.sensitivity["layers"])
+
+    def _search(self, report: SweepReport, src: VariantRow, split: cal.Split, stage: Path) -> VariantRow | None:
+        sens = report.sensitivity
+        if sens.get("status") != "ok":
+            report.search = {"status": "skipped", "reason": "no per-op sensitivity ranking to search along"}
+            return None
+        order = [r["tensor"] for r in sens["layers"]]
+        self.say(f"keep-float search over aeq-int8 ({floor_text(report.floor)})")
+        t0 = time.perf_counter()
+        kwargs = {**self._aeq_data(src, split, stage), "order": order, "max_accuracy_drop": self.opts.max_accuracy_drop,
+                  "min_snr": self.opts.min_snr, "max_float": self.opts.max_float,
+                  "latency_runs": self.opts.latency_runs, "latency_seconds": min(1.0, self.opts.latency_seconds)}
+        res = self._worker(SEARCH_JOB, kwargs, "search")
+        self._timed("search", t0)
+        if not res.ok:
+            user = res.user_error()
+            if user is not None and user.exit_code == 2:
+                raise user
+            report.search = {"status": _fail_reason(res)[0], "reason": res.reason()}
+            self.notes.append(f"keep-float search failed: {res.reason()}")
+            return None
+        report.search = {"status": "ok", **res.value}
+        chosen = res.value.get("chosen")
+        if chosen is None:
+            self.notes.append(f"keep-float search: no step up to {self.opts.max_float} op(s) in float meets {floor_text(report.floor)}")
+            return None
+        if chosen == 0:
+            self.notes.append("keep-float search: full aeq-int8 already meets the floor; no op needs float")
+            return None
+        return self._convert_aeq(src, "aeq-int8-selective", stage / "calibration.npz", stage,
+                                 float_layers=res.value["steps"][chosen]["float_layers"])
 
     # ------------------------------------------------------------------ reference
     def _reference(self, m: Manifest, onnx_art: Artifact | None, hold_path: Path, stage: Path) -> tuple[list[Sample], dict[str, Any]]:
@@ -488,7 +756,8 @@ class Sweep:
         if existing is not None and (self.out / existing.path).is_file():
             return VariantRow(name=existing.name, variant="fp32", format="tflite", runtime="tflite", path=existing.path,
                               parent=existing.parent, size_bytes=existing.size_bytes or path_size(self.out / existing.path),
-                              io=existing.io, notes=["the fp32 .tflite from edgeport convert"], options={"existing": True})
+                              io=existing.io, notes=["the fp32 .tflite from edgeport convert"], options={"existing": True},
+                              converter=existing.converter)
         self.say("tflite fp32 baseline (from the SavedModel)")
         return self._convert_tflite(sm, "fp32", calib, stage)
 
@@ -540,7 +809,8 @@ class Sweep:
     def _onnx_baseline(self, m: Manifest, onnx_art: Artifact) -> VariantRow:
         return VariantRow(name=onnx_art.name, variant="fp32", format="onnx", runtime="onnxruntime", path=onnx_art.path,
                           parent=onnx_art.parent, size_bytes=onnx_art.size_bytes or path_size(self.out / onnx_art.path),
-                          io=onnx_art.io, options={"existing": True}, notes=["the fp32 ONNX model from edgeport convert"])
+                          io=onnx_art.io, options={"existing": True}, notes=["the fp32 ONNX model from edgeport convert"],
+                          converter=onnx_art.converter)
 
     def _failed(self, row: VariantRow, res: WorkerResult, stage: str) -> VariantRow:
         user = res.user_error()
@@ -615,7 +885,7 @@ class Sweep:
             install_path(src, final)
             art = Artifact(
                 name=row.name, format=row.format, path=row.path, sha256=sha256_path(final), size_bytes=path_size(final),
-                converter="tf.lite.TFLiteConverter" if row.format == "tflite" else "onnxruntime.quantization",
+                converter=row.converter or ("tf.lite.TFLiteConverter" if row.format == "tflite" else "onnxruntime.quantization"),
                 options={**row.options, "calibration": {k: report.data.get(k) for k in ("source", "random", "calibration_samples")}},
                 tools=row.tools, parent=row.parent, variant=row.variant, io=row.io or IOSpec(), ops=row.ops,
                 notes=list(row.notes), seconds=row.convert_seconds,
@@ -650,6 +920,7 @@ class Sweep:
         row.backend = str(v.get("backend", ""))
         row.latency = {k: float(x) for k, x in v.get("latency", {}).items()}
         row.notes.extend(v.get("notes", []))
+        row.delegation = dict(v.get("delegation") or {})
         cand = load_samples(out)
         compare(row, ref, cand, split)
 
@@ -728,12 +999,17 @@ def _map_outputs_by_value(names: list[str], ref: list[Sample], cand: list[Sample
 
 
 def _ratios(rows: list[VariantRow]) -> None:
+    """Size ratios to the fp32 file a variant was made from (its parent, when that is an fp32 row of the same
+    format, e.g. the litert-torch .tflite ai-edge-quantizer started from), else to the first fp32 file of its format."""
+    fp32 = {r.name: r for r in rows if r.variant == "fp32" and r.size_bytes}
     for fmt in ("tflite", "onnx"):
-        base = next((r for r in rows if r.format == fmt and r.variant == "fp32" and r.size_bytes), None)
-        if base is None:
-            continue
+        first = next((r for r in fp32.values() if r.format == fmt), None)
         for r in rows:
-            if r.format == fmt and r.size_bytes:
+            if r.format != fmt or not r.size_bytes:
+                continue
+            parent = fp32.get(r.parent or "")
+            base = r if r.variant == "fp32" else (parent if parent is not None and parent.format == fmt else first)
+            if base is not None:
                 r.size_ratio = r.size_bytes / base.size_bytes
                 r.baseline = base.name
 
@@ -749,4 +1025,18 @@ def _take_convert_result(row: "VariantRow", v: dict[str, Any]) -> dict[str, Any]
     row.notes.extend(v.get("notes", []))
     row.options = dict(v.get("options", {}))
     row.tools = dict(v.get("tools", {}))
+    row.converter = str(v.get("converter", ""))
     return v
+
+
+def _agreement(debug_layers: list[dict[str, Any]], isolated: list[dict[str, Any]], top: int = 3) -> dict[str, Any]:
+    """How far the debugger's ranking (TFLiteConverter int8) agrees with the isolated one, by PyTorch module / ONNX node."""
+    def key(d: dict[str, Any]) -> str:
+        return str(d.get("module") or (d.get("onnx_nodes") or [""])[0] or "")
+
+    a = [key(d) for d in debug_layers if key(d)]
+    b = [key(d) for d in isolated if key(d)]
+    if not a or not b:
+        return {"compared": False, "reason": "no debugger ranking" if not a else "isolated layers are not named"}
+    ta, tb = list(dict.fromkeys(a))[:top], list(dict.fromkeys(b))[:top]
+    return {"compared": True, "top": top, "debugger_top": ta, "isolated_top": tb, "shared": [x for x in tb if x in ta]}
