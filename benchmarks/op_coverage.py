@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Operator coverage: which single-operator PyTorch models each converter turns into a working .tflite.
 
-    .venv/bin/python benchmarks/op_coverage.py [--converters onnx2tf,litert-torch,onnx-tf] [--only NAME,...]
+    .venv/bin/python benchmarks/op_coverage.py [--converters onnx2tf,onnx2tf-1,litert-torch,onnx-tf] [--only NAME,...]
         [--jobs 2] [--timeout 600] [--work DIR] [--json benchmarks/op_coverage.json] [--md benchmarks/op_coverage.md]
 
 The cases are in benchmarks/op_catalog.py (one operator each, seeded live weights and inputs). Every
@@ -9,9 +9,9 @@ case goes through the same code as ``edgeport convert CASE --to tflite --convert
 
 1. reference: ``edgeport.convert.reference.run`` runs PyTorch eager on 3 samples (the case's seeded
    example input and 2 seeded random inputs) and writes reference.npz;
-2. for onnx2tf / onnx-tf: ``edgeport.convert.onnx_export.run`` (dynamo exporter, opset 18, with its
+2. for the converters that start from ONNX (onnx2tf 2.x, onnx2tf-1, onnx-tf): ``edgeport.convert.onnx_export.run`` (dynamo exporter, opset 18, with its
    recorded legacy fallback) writes model.onnx;
-3. the converter backend's own ``run`` (``CONVERTERS[C]["entry"]``) with the options the pipeline
+3. the converter backend's own ``run`` (``CONVERTERS[C].entry``) with the options the pipeline
    gives it for ``--to tflite`` (targets ["tflite"], channels-last for onnx2tf, no Flex allowed):
    its remedies (onnx-simplifier, pseudo ops for Erf, static-shape retries, Erf approximation for
    onnx-tf) and its IO/layout resolution all apply;
@@ -61,7 +61,7 @@ CATALOG = Path(__file__).resolve().parent / "op_catalog.py"
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
 
-ALL_CONVERTERS = ("onnx2tf", "litert-torch", "onnx-tf")
+ALL_CONVERTERS = ("onnx2tf", "onnx2tf-1", "litert-torch", "onnx-tf")  # names in edgeport.convert.CONVERTERS
 DEFAULT_CONVERTERS = ALL_CONVERTERS
 TOL = 1e-4
 SAMPLES = 3
@@ -83,6 +83,12 @@ def _model_ref(case: str) -> dict[str, Any]:
     from edgeport.models import resolve_ref
 
     return resolve_ref(f"{CATALOG}:op_{case}").to_json()
+
+
+def _needs_onnx(converter: str) -> bool:
+    from edgeport.convert import CONVERTERS
+
+    return CONVERTERS[converter].needs_onnx
 
 
 def task_prep(case: str, folder: str, need_onnx: bool) -> dict[str, Any]:
@@ -121,13 +127,13 @@ def task_convert(converter: str, case: str, folder: str, prep: dict[str, Any]) -
     from edgeport.convert import CONVERTERS
 
     spec = CONVERTERS[converter]
-    module_name, func_name = spec["entry"].split(":")
+    module_name, func_name = spec.entry.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     d = Path(folder)
     staging = d / f"staging-{converter}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    parent = prep.get("onnx") if spec["from"] == "onnx" else None
+    parent = prep.get("onnx") if spec.needs_onnx else None
     t0 = time.perf_counter()
     value = func(staging=str(staging), out_dir=str(d), model=prep["model"], io=prep["io"], dims=prep["dims"],
                  reference=str(d / "reference.npz"), parent_path=parent["path"] if parent else None,
@@ -414,7 +420,7 @@ class Lane(threading.Thread):
 
     def do_prep(self, case: str) -> dict[str, Any]:
         folder = self.sched.work / case
-        need_onnx = any(c in ("onnx2tf", "onnx-tf") for c in self.sched.converters)
+        need_onnx = any(_needs_onnx(c) for c in self.sched.converters)
         status, value, secs = self._call_retrying("prep", "prep", {"case": case, "folder": str(folder), "need_onnx": need_onnx},
                                                   self.sched.timeout, case)
         if status != "ok":
@@ -427,13 +433,13 @@ class Lane(threading.Thread):
         t0 = time.monotonic()
         if "error" in prep:
             return {"status": "fail", "reason": f"reference: {prep['error']}", "seconds": 0.0}
-        if conv in ("onnx2tf", "onnx-tf") and "onnx" not in prep:
+        if _needs_onnx(conv) and "onnx" not in prep:
             return {"status": "fail", "reason": f"ONNX export: {prep.get('onnx_error', '?')}", "seconds": 0.0}
         folder = self.sched.work / case
         status, value, secs = self._call_retrying(conv, "convert", {"converter": conv, "case": case, "folder": str(folder),
                                                                     "prep": prep}, self.sched.timeout, f"{conv} {case}")
         cell: dict[str, Any] = {"convert_seconds": round(secs, 2)}
-        if conv in ("onnx2tf", "onnx-tf") and prep["onnx"].get("notes"):
+        if _needs_onnx(conv) and prep["onnx"].get("notes"):
             cell["onnx_notes"] = [n for n in prep["onnx"]["notes"] if "fell back" in n]
         if status != "ok":
             cell.update(status="crash" if status == "crash" or "process crashed" in str(value) else
@@ -644,7 +650,7 @@ def short_reason(cell: dict[str, Any]) -> str:
 
 
 def _condense(reason: str) -> str:
-    reason = re.sub(r"^(onnx2tf failed: |litert-torch failed: |onnx-tf )", "", reason)
+    reason = re.sub(r"^(onnx2tf 2\.x failed: |onnx2tf failed: |litert-torch failed: |onnx-tf )", "", reason)
     reason = re.sub(r"^could not convert the ONNX graph \(IR \d+, opset \d+\): ", "", reason)
     reason = re.sub(r"^could not run: \S+ failed to run: ", "at run time: ", reason)
     reason = re.sub(r" While executing .*", "", reason)

@@ -21,8 +21,19 @@ fi
 
 STAMP_FILE="$VENV/.edgeport-setup"
 want="$(cat requirements/main.txt requirements/nodeps.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+
+# The onnx2tf 2.x converter lives in a managed venv of its own (Python >= 3.12, under
+# $EDGEPORT_HOME/backends, default ~/.cache/edgeport), built once from the pinned
+# src/edgeport/requirements/onnx2tf.txt and reused. Without a Python >= 3.12 edgeport still works
+# (auto falls back to onnx2tf 1.29 and litert-torch); the line printed says how to get one.
+managed_envs() {
+  "$VENV/bin/edgeport" backends install onnx2tf --quiet \
+    || echo "setup: onnx2tf 2.x not available (see the line above); conversions use the other converters"
+}
+
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP_FILE" ] && [ "$(cat "$STAMP_FILE")" = "$want" ]; then
   echo "setup: $VENV is up to date"
+  managed_envs
   exit 0
 fi
 
@@ -41,4 +52,5 @@ echo "setup: installing edgeport (editable)"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
 "$VENV/bin/python" -c 'import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith("2.13.0") and "+cpu" in v else f"unexpected torch {v}")'
 echo "$want" > "$STAMP_FILE"
+managed_envs
 echo "setup: done in $(( $(date +%s) - start )) s"

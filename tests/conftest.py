@@ -83,3 +83,28 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("edgeport reliability figures")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+# ------------------------------------------------------------------ the fast tier
+# `make test-fast` (and the first stage of `make test`) runs tests/unit except what builds TensorFlow
+# models, trains a model or installs a venv: no conversion, no heavy subprocess. Listed here, in one
+# place, with the reason; everything listed still runs in the second stage of `make test`.
+HEAVY_UNIT = {
+    "test_architectures.py": "builds eight full-size architectures and perturbs every tensor",
+    "test_tflite_delegation.py": "builds .tflite models with TensorFlow",
+    "test_tflite_inspect.py": "builds .tflite models with TensorFlow",
+    "test_sample_models.py::test_every_tensor_is_live[mobile_cnn]": "one forward per parameter tensor of a CNN",
+    "test_sample_models.py::test_digits_cnn_training_reproduces_the_committed_weights": "trains the digits sample",
+    "test_backends.py::test_failed_install_leaves_nothing_installed": "creates a venv and runs pip",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.parent.name != "unit":
+            continue
+        name = item.nodeid.split("/")[-1]
+        if path.name in HEAVY_UNIT or name in HEAVY_UNIT:
+            continue
+        item.add_marker(pytest.mark.fast)

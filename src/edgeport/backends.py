@@ -44,50 +44,63 @@ INSTALL_TIMEOUT_S = 3600.0
 
 
 @dataclass(frozen=True)
-class IsolatedBackend:
-    """A converter that runs with its own interpreter from a venv edgeport builds."""
+class ManagedEnv:
+    """A virtual environment edgeport builds for converters that cannot share its own.
+
+    - ``requirements``: the pinned file under edgeport/requirements/; with ``no_deps`` it is a complete
+      lock (every distribution pinned) installed with ``pip --no-deps``, so nothing else is resolved.
+    - ``min_python``: the interpreter version the venv needs; edgeport finds one (:func:`find_python`).
+    - ``python_env`` names an interpreter to use instead of the managed venv; ``requirements_env`` another
+      requirement file (tests, air-gapped mirrors).
+    """
 
     name: str
-    requirements: str  # file name under edgeport/requirements/
-    python_env: str  # env var naming an interpreter to use instead of the managed venv
-    requirements_env: str  # env var naming another requirement file (tests, air-gapped mirrors)
-    smoke_import: str  # Python run after pip to prove the venv works, e.g. "import onnx_tf.backend"
+    requirements: str
+    python_env: str
+    requirements_env: str
+    smoke_import: str
     description: str
+    min_python: tuple[int, int] = (3, 9)
+    max_python: tuple[int, int] = (3, 99)
+    no_deps: bool = False
+    shown: tuple[str, ...] = ()  # distributions `edgeport backends` lists (all pinned ones when empty)
 
 
-@dataclass(frozen=True)
-class InProcessBackend:
-    """A converter that runs with edgeport's own interpreter."""
-
-    name: str
-    # Distributions it needs; a tuple inside lists alternatives (tensorflow or tensorflow-cpu).
-    requires: tuple[str | tuple[str, ...], ...]
-    also_report: tuple[str, ...]  # optional distributions whose versions are worth showing
-    description: str
-
-
-ISOLATED: dict[str, IsolatedBackend] = {
-    "onnx-tf": IsolatedBackend(
+MANAGED: dict[str, ManagedEnv] = {
+    "onnx-tf": ManagedEnv(
         name="onnx-tf",
         requirements="onnx-tf.txt",
         python_env="EDGEPORT_ONNX_TF_PYTHON",
         requirements_env="EDGEPORT_ONNX_TF_REQUIREMENTS",
         smoke_import="import onnx, numpy, tensorflow, onnx_tf.backend",
         description="legacy onnx/onnx-tensorflow: ONNX -> SavedModel -> TFLite (TF 2.15, keeps NCHW)",
+        max_python=(3, 11),
+    ),
+    "onnx2tf": ManagedEnv(
+        name="onnx2tf",
+        requirements="onnx2tf.txt",
+        python_env="EDGEPORT_ONNX2TF_PYTHON",
+        requirements_env="EDGEPORT_ONNX2TF_REQUIREMENTS",
+        smoke_import="import onnx2tf, onnx, onnxruntime, tensorflow",
+        description="onnx2tf 2.x (flatbuffer_direct): ONNX -> .tflite in seconds, + SavedModel (Python >= 3.12)",
+        min_python=(3, 12),
+        no_deps=True,
+        shown=("onnx2tf", "onnx", "onnxsim", "onnxruntime", "tensorflow-cpu", "numpy"),
     ),
 }
+# Kept for callers that predate the registry: the managed environments by name.
+ISOLATED = MANAGED
 
-IN_PROCESS: dict[str, InProcessBackend] = {
-    "torch.onnx": InProcessBackend("torch.onnx", ("torch", "onnx"), ("onnxscript",), "PyTorch -> ONNX (dynamo or legacy exporter)"),
-    "torchscript": InProcessBackend("torchscript", ("torch",), (), "PyTorch -> TorchScript (torch.jit.trace)"),
-    "onnx2tf": InProcessBackend("onnx2tf", ("onnx2tf", "onnx", ("tensorflow", "tensorflow-cpu")), ("tf-keras",),
-                                "ONNX -> SavedModel/TFLite (NHWC)"),
-    "litert-torch": InProcessBackend("litert-torch", ("litert-torch", "torch"), ("ai-edge-litert",), "PyTorch -> TFLite directly"),
-}
+
+def _converters() -> dict[str, Any]:
+    from edgeport.convert import CONVERTERS
+
+    return CONVERTERS
 
 
 def names() -> list[str]:
-    return [*IN_PROCESS, *ISOLATED]
+    """Every converter backend, in registry order."""
+    return list(_converters())
 
 
 # ------------------------------------------------------------------------------------------ locations
@@ -118,14 +131,16 @@ def requirements_path(name: str) -> Path:
     return Path(__file__).resolve().parent / "requirements" / b.requirements
 
 
-def _isolated(name: str) -> IsolatedBackend:
+def _isolated(name: str) -> ManagedEnv:
+    conv = _converters().get(name)
+    env_name = conv.env if conv is not None and conv.env else name
     try:
-        return ISOLATED[name]
+        return MANAGED[env_name]
     except KeyError:
-        if name in IN_PROCESS:
+        if conv is not None:
             raise UsageError(f"backend {name!r} runs in edgeport's own environment and needs no install",
                              "install edgeport's dependencies instead: pip install -r requirements/main.txt") from None
-        raise UsageError(f"unknown backend {name!r}", f"choose one of: {', '.join(ISOLATED)}") from None
+        raise UsageError(f"unknown backend {name!r}", f"choose one of: {', '.join(MANAGED)}") from None
 
 
 def _sha256(path: Path) -> str:
@@ -216,7 +231,7 @@ def isolated_status(name: str) -> dict[str, Any]:
     """Status of one isolated backend: installed, its interpreter, pinned package versions, why not."""
     b = _isolated(name)
     req = requirements_path(name)
-    wanted = _requirement_names(req)
+    wanted = list(b.shown) or _requirement_names(req)
     override = os.environ.get(b.python_env)
     entry: dict[str, Any] = {"name": name, "kind": "isolated", "description": b.description, "installed": False,
                              "python": None, "versions": {}, "location": None, "detail": ""}
@@ -260,7 +275,7 @@ def isolated_status(name: str) -> dict[str, Any]:
 def in_process_status(name: str) -> dict[str, Any]:
     from importlib import metadata
 
-    b = IN_PROCESS[name]
+    b = _converters()[name]
     versions: dict[str, str] = {}
     missing: list[str] = []
     for req in b.requires:
@@ -285,7 +300,16 @@ def in_process_status(name: str) -> dict[str, Any]:
 
 def status() -> list[dict[str, Any]]:
     """Every converter backend: {name, kind, installed, python, versions, location, detail, description}."""
-    return [*(in_process_status(n) for n in IN_PROCESS), *(isolated_status(n) for n in ISOLATED)]
+    out = []
+    for conv in _converters().values():
+        entry = isolated_status(conv.env) if conv.env else in_process_status(conv.name)
+        out.append({**entry, "name": conv.name, "description": conv.description})
+    return out
+
+
+def venv_bin(python: str | os.PathLike) -> Path:
+    """The ``bin`` folder beside an interpreter (where a venv's console scripts, e.g. onnxsim, live)."""
+    return Path(python).parent
 
 
 def python_for(name: str) -> str:
@@ -414,7 +438,7 @@ def install(name: str, *, echo: Echo | None = None, force: bool = False, base_py
     if current["installed"] and not force:
         echo(f"{name} is already installed in {root} (use --force to rebuild)")
         return current
-    base = base_python or _base_interpreter()
+    base = base_python or find_python(b)
     root.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with _install_lock(root):
@@ -433,8 +457,9 @@ def install(name: str, *, echo: Echo | None = None, force: bool = False, base_py
                                       "check that this Python has the venv module (Debian: apt-get install python3-venv)")
             py = _venv_python(tmp)
             echo(f"installing {req.name} (pinned; TensorFlow is large, this takes a few minutes) ...")
-            rc, tail = _run_streamed([str(py), "-m", "pip", "install", "--no-input", "--prefer-binary", "-r", str(req)],
-                                     echo, timeout=INSTALL_TIMEOUT_S, env=env)
+            pip = [str(py), "-m", "pip", "install", "--no-input", "--prefer-binary", *(["--no-deps"] if b.no_deps else []),
+                   "-r", str(req)]
+            rc, tail = _run_streamed(pip, echo, timeout=INSTALL_TIMEOUT_S, env=env)
             if rc != 0:
                 raise ConversionError(f"installing the {name} backend failed: {_last_error_line(tail) or f'pip exit code {rc}'}",
                                       "check the network access to the package index and the pins in " + str(req))
@@ -460,6 +485,75 @@ def install(name: str, *, echo: Echo | None = None, force: bool = False, base_py
     return isolated_status(name)
 
 
-def _base_interpreter() -> str:
-    """The interpreter to build venvs from: this one (``-m venv`` from inside a venv uses its base)."""
-    return sys.executable
+def _python_version(python: str) -> tuple[int, int] | None:
+    """(major, minor) of an interpreter that really runs and has venv + ensurepip, else None."""
+    code = "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])"
+    try:
+        proc = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    try:
+        major, minor = proc.stdout.strip().splitlines()[-1].split(".")
+        return int(major), int(minor)
+    except (ValueError, IndexError):
+        return None
+
+
+def _python_candidates(env: ManagedEnv) -> list[tuple[str, str]]:
+    """(interpreter, where it was found), in the order they are tried."""
+    cands: list[tuple[str, str]] = []
+    given = os.environ.get("EDGEPORT_PYTHON312")
+    if given:
+        cands.append((given, "$EDGEPORT_PYTHON312"))
+    if env.min_python <= sys.version_info[:2] <= env.max_python:
+        cands.append((sys.executable, "this interpreter"))
+    for minor in range(env.min_python[1], min(env.max_python[1], 20) + 1):
+        found = shutil.which(f"python{env.min_python[0]}.{minor}")
+        if found:
+            cands.append((found, "PATH"))
+    roots = [os.environ.get("PYENV_ROOT"), str(Path.home() / ".pyenv")]
+    for root in dict.fromkeys(r for r in roots if r):
+        for exe in sorted(Path(root).glob("versions/3.*/bin/python"), key=_version_key):
+            cands.append((str(exe), "pyenv"))
+    uv = shutil.which("uv")
+    if uv:
+        try:
+            proc = subprocess.run([uv, "python", "find", f"{env.min_python[0]}.{env.min_python[1]}"], capture_output=True,
+                                  text=True, timeout=30, stdin=subprocess.DEVNULL)
+            if proc.returncode == 0 and proc.stdout.strip():
+                cands.append((proc.stdout.strip().splitlines()[-1], "uv python find"))
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return cands
+
+
+def _version_key(exe: Path) -> tuple[int, ...]:
+    """pyenv's versions/3.12.1/bin/python -> (3, 12, 1): the oldest that fits is the one measured most."""
+    parts = re.findall(r"\d+", exe.parent.parent.name)
+    return tuple(int(p) for p in parts) or (0,)
+
+
+def find_python(env: ManagedEnv) -> str:
+    """An interpreter that can build ``env``'s venv: $EDGEPORT_PYTHON312, this one, PATH, pyenv, uv.
+
+    Candidates are run (a ``python3.12`` shim that refuses to run does not count). None found is a
+    one-line UsageError that says how to get one.
+    """
+    if env.min_python <= sys.version_info[:2] <= env.max_python and "EDGEPORT_PYTHON312" not in os.environ:
+        return sys.executable
+    want = f"{env.min_python[0]}.{env.min_python[1]}"
+    tried = []
+    for exe, where in _python_candidates(env):
+        version = _python_version(exe)
+        tried.append(f"{exe} ({where}): {'%d.%d' % version if version else 'does not run'}")
+        if version and env.min_python <= version <= env.max_python:
+            return exe
+        if where == "$EDGEPORT_PYTHON312":
+            raise UsageError(f"$EDGEPORT_PYTHON312={exe} is not a working Python >= {want} with venv",
+                             f"point EDGEPORT_PYTHON312 at a Python >= {want} interpreter, or unset it")
+    raise UsageError(f"the {env.name} backend needs Python >= {want} and none was found (tried PATH, pyenv, uv)",
+                     f"install one (e.g. `uv python install {want}`, `pyenv install {want}` or your OS package "
+                     f"python{want}) or set EDGEPORT_PYTHON312=/path/to/python{want}")

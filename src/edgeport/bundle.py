@@ -36,6 +36,7 @@ from typing import Any, Iterator
 
 from edgeport import __version__
 from edgeport.errors import InputError, ManifestError, OutputError, SecurityError, UsageError
+from edgeport.fsutil import sha256_path
 from edgeport.manifest import MANIFEST_NAME, Artifact, Manifest
 
 BUNDLE_SCHEMA = "edgeport.bundle/1"
@@ -97,9 +98,15 @@ def pack(out_dir: str | os.PathLike, dest: str | os.PathLike, artifacts: list[st
             files.extend((f"{_norm(a.path)}/{f.relative_to(p).as_posix()}", f) for f in sorted(p.rglob("*")) if f.is_file())
         else:
             files.append((_norm(a.path), p))
+        files.extend((_norm(rel), Path(m.root) / rel) for rel in sorted(a.data_files))  # ONNX external data
     reference = dict(m.reference)
     if reference.get("path"):
         files.append((_norm(reference["path"]), m.reference_path))
+        sizes = reference.get("sizes") or {}
+        if sizes.get("path") and (Path(m.root) / sizes["path"]).is_file():  # samples at other dynamic sizes
+            files.append((_norm(sizes["path"]), Path(m.root) / sizes["path"]))
+        elif sizes:
+            reference.pop("sizes")
     else:
         reference = {}
     bundled = replace(m, artifacts=chosen, attempts=[], reference=reference,
@@ -370,11 +377,18 @@ def _check_contents(label: str, m: Manifest, written: list[str]) -> None:
         if not a.sha256:
             raise ManifestError(f"{label}: artifact {a.name!r} has no sha256 in the manifest", _HINT)
         allowed_files.add(_norm(a.path))
+        allowed_files.update(_norm(rel) for rel in a.data_files)
         allowed_dirs.append(_norm(a.path).rstrip("/") + "/")
     if m.reference.get("path"):
         if not m.reference.get("sha256"):
             raise ManifestError(f"{label}: the reference data has no sha256 in the manifest", _HINT)
         allowed_files.add(_norm(m.reference["path"]))
+        sizes = m.reference.get("sizes") or {}
+        if sizes.get("path"):
+            rel = _norm(sizes["path"])
+            if rel not in written or sha256_path(Path(m.root) / rel) != sizes.get("sha256"):
+                raise ManifestError(f"{label}: {rel} is missing or does not match its sha256 in the manifest", _HINT)
+            allowed_files.add(rel)
     for rel in written:
         if rel not in allowed_files and not any(rel.startswith(d) for d in allowed_dirs):
             raise SecurityError(f"{label} holds {rel!r}, which its manifest does not list", _HINT)

@@ -46,6 +46,8 @@ from edgeport.cli.bundle import bundle as _bundle_cmd  # noqa: E402
 from edgeport.cli.validate import validate as _validate_cmd  # noqa: E402
 from edgeport.cli.quantize import quantize as _quantize_cmd  # noqa: E402
 from edgeport.cli.backends import backends_app as _backends_app  # noqa: E402
+from edgeport.cli.zoo import zoo as _zoo_cmd  # noqa: E402
+from edgeport.cli.logs import logs as _logs_cmd  # noqa: E402
 
 app.command("convert")(_convert_cmd)
 app.command("export")(_export_cmd)
@@ -55,6 +57,8 @@ app.command("bundle")(_bundle_cmd)
 app.command("validate")(_validate_cmd)
 app.command("quantize")(_quantize_cmd)
 app.add_typer(_backends_app, name="backends")
+app.command("zoo")(_zoo_cmd)
+app.command("logs")(_logs_cmd)
 # ---- end of registration ----
 
 

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from edgeport.cli.common import WIDE_HELP
+
 TARGET_HELP = "An edgeport convert output folder, a bundle (.tar.gz from edgeport bundle), or a .onnx/.tflite/.pt file."
 
 
@@ -22,7 +24,7 @@ def bench(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON (schema edgeport.bench/1)."),
     markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Write the results as a Markdown table."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG of the latency distribution per runtime (needs matplotlib)."),
-    html_out: Optional[Path] = typer.Option(None, "--html", help="Add the results to this HTML report (created if missing). OUT/report.html is updated when it exists."),
+    html_out: Optional[Path] = typer.Option(None, "--html", help="Add the results to this HTML report (created if missing). OUT/report.html always shows the latest run."),
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="A JSON from an earlier edgeport bench --json to compare with."),
     max_regression: str = typer.Option("10%", "--max-regression", help="With --baseline: exit 1 when a row got slower than this."),
     gate_metric: str = typer.Option("p50", "--gate-metric", help="Latency statistic the gate compares: p50, p90, p99, mean, min."),
@@ -33,52 +35,35 @@ def bench(
     ssh_option: Optional[list[str]] = typer.Option(None, "--ssh-option", help="Extra ssh -o KEY=VALUE (repeat)."),
     ssh_identity: Optional[Path] = typer.Option(None, "--ssh-identity", help="Private key for --remote."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, only the summary line."),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
+    profile: bool = typer.Option(False, "--profile", help="Also print the per-op time table (.onnx: ONNX Runtime's profiler; .tflite: each op timed alone)."),
+    profile_top: int = typer.Option(15, "--profile-top", min=1, help="With --profile: list this many op types, slowest first."),
 ) -> None:
     """Measure load time, first inference, latency percentiles, throughput, peak memory and size of each artifact."""
-    from edgeport.bench.runner import BenchOptions, bench_target, load_report
-    from edgeport.cli.common import console, err_console, split_list
-    from edgeport.errors import UsageError
-
+    from edgeport.cli.common import console, err_console
     from edgeport.fsutil import check_writable
 
     for path, what in ((json_out, "--json"), (markdown_out, "--markdown"), (plot, "--plot"), (html_out, "--html")):
         if path is not None:
             check_writable(path, what)  # before the measurements, not after
-    thread_list = _threads(threads)
-    arts = split_list(artifact) or None
-    rts = split_list(runtime) or None
-    gate_args = None
-    if baseline is not None:
-        from edgeport.bench.gate import METRICS, parse_regression
+    from edgeport.api import bench as run_bench
 
-        if gate_metric not in METRICS:
-            raise UsageError(f"--gate-metric {gate_metric!r} is unknown", f"use one of: {', '.join(METRICS)}")
-        limit = parse_regression(max_regression)
-        gate_args = (load_report(baseline), limit, str(baseline))
-    opts = BenchOptions(artifacts=arts, runtimes=rts, threads=thread_list, warmup=warmup, runs=runs, seconds=seconds,
-                        timeout=timeout, inputs=list(inputs) if inputs else None,
-                        progress=None if quiet else (lambda s: err_console.print(f"… {s}", style="dim", markup=False, highlight=False)))
-    opts.check()
-    if remote:
-        from edgeport.remote import bench_remote, parse_ssh_url
-
-        where = parse_ssh_url(remote, identity=str(ssh_identity) if ssh_identity else None, options=list(ssh_option or []),
-                              edgeport=remote_edgeport)
-        report = bench_remote(target, where, opts)
-    else:
-        report = bench_target(target, opts)
-
-    if gate_args is not None:
-        from edgeport.bench.gate import compare_to_baseline
-
-        base, limit, label = gate_args
-        gate = compare_to_baseline(report, base, limit, gate_metric, min_delta_ms, label)
-        report.gate = gate.to_json()
+    report = run_bench(  # the library call: options, the regression gate, here or --remote
+        target, artifacts=artifact, runtimes=runtime, threads=threads, warmup=warmup, runs=runs, seconds=seconds,
+        timeout=timeout, inputs=list(inputs) if inputs else None, profile=profile_top if profile else 0,
+        baseline=baseline, max_regression=max_regression, gate_metric=gate_metric, min_delta_ms=min_delta_ms,
+        remote=remote, ssh_identity=str(ssh_identity) if ssh_identity else None, ssh_options=list(ssh_option or []),
+        remote_edgeport=remote_edgeport,
+        progress=None if quiet else (lambda s: err_console.print(f"> {s}", style="dim", markup=False, highlight=False)))
     _write_outputs(report, target, json_out, markdown_out, plot, html_out, console, err_console)
     if not quiet:
         from edgeport.bench.report import print_table
 
-        print_table(report, console)
+        print_table(report, console, wide)
+        from edgeport.bench.report import print_placement, print_profiles
+
+        print_placement(report, console)
+        print_profiles(report, console)
     if report.gate is not None:
         ok = report.gate.get("passed")
         console.print(report.gate["summary"], style="green" if ok else "red", markup=False, highlight=False)
@@ -87,20 +72,10 @@ def bench(
     for r in report.failed:
         err_console.print(f"{r.status}: {r.key}: {r.reason}", style="red", markup=False, highlight=False)
     console.print(report.summary(), highlight=False, markup=False)
+    from edgeport.report.state import after_command
+
+    after_command("bench", target, report)  # an output folder keeps its latest result and gets OUT/report.html
     raise typer.Exit(report.exit_code)
-
-
-def _threads(text: str) -> list[int]:
-    from edgeport.cli.common import split_list
-    from edgeport.errors import UsageError
-
-    out: list[int] = []
-    for part in split_list(text):
-        try:
-            out.append(int(part))
-        except ValueError:
-            raise UsageError(f"--threads {text!r} is not a list of numbers", "write e.g. --threads 1,2,4") from None
-    return list(dict.fromkeys(out))
 
 
 def _write_outputs(report, target: Path, json_out, markdown_out, plot, html_out, console, err_console) -> None:
@@ -123,7 +98,7 @@ def _write_outputs_unchecked(report, target: Path, json_out, markdown_out, plot,
     png = None
     html_target = html_out
     if html_target is None and target.is_dir():
-        existing = [target / n for n in ("report.html", "validate.html") if (target / n).is_file()]
+        existing = [target / n for n in ("validate.html",) if (target / n).is_file()]  # OUT/report.html is rewritten whole
         html_target = existing[0] if existing else None
     if plot or html_target:
         png = rep.plot_png(report)

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from edgeport.cli.common import WIDE_HELP
+
+def _converter_help() -> str:
+    from edgeport.convert import CONVERTERS  # the registry: names only, nothing heavy
+
+    names = [c.name for c in CONVERTERS.values() if c.tf_targets]
+    return f"auto, or one of {', '.join(names)} (a comma list keeps each); see edgeport backends."
+
+
+CONVERTER_HELP = _converter_help()
 MODEL_HELP = ("file.py:factory, package.module:Class, a TorchScript .pt, an ExportedProgram .pt2, an .onnx file, "
               "or sample:NAME (edgeport samples)")
 
@@ -19,7 +30,8 @@ def convert(
     inputs_npz: Optional[Path] = typer.Option(None, "--inputs-npz", help="Sample inputs as an .npz of named arrays."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="A state dict to load into the model (weights_only)."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a full-model torch.save file (runs its code)."),
-    converter: str = typer.Option("auto", "--converter", help="auto, or litert-torch, onnx2tf, onnx-tf (comma list keeps each)."),
+    converter: str = typer.Option("auto", "--converter", help=CONVERTER_HELP),
+    select: str = typer.Option("fastest", "--select", help="auto: keep the fastest passing .tflite of the fast converters (fastest), or the first that passes (first)."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (dynamo exporter needs >= 18; lower ones use the legacy exporter)."),
     legacy_exporter: bool = typer.Option(False, "--legacy-exporter", help="Use the TorchScript-based ONNX exporter."),
     script: bool = typer.Option(False, "--script", help="TorchScript by torch.jit.script instead of tracing."),
@@ -31,10 +43,22 @@ def convert(
     timeout: float = typer.Option(1800.0, "--timeout", help="Seconds per conversion step before it is killed."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Convert again even when identical artifacts exist."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the result summary as JSON here."),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
-    """Convert MODEL to the formats in --to, writing OUT/manifest.json and OUT/reference.npz."""
-    _run(model, output, to, inputs, inputs_npz, weights, trust_pickle, converter, opset, legacy_exporter, script,
-         keep_layout, allow_flex, samples, seed, rtol, timeout, no_cache, json_out)
+    """Convert MODEL to the formats in --to, writing OUT/manifest.json and OUT/reference.npz.
+
+    Every step's output is kept in OUT/.edgeport/logs (see edgeport logs OUT). Interrupted, a re-run of the
+    same command resumes: finished steps are reused.
+    """
+    from edgeport.api import SourceOptions, targets
+    from edgeport.convert.plan import ConvertOptions
+
+    source = SourceOptions(inputs=tuple(inputs or ()), inputs_npz=str(inputs_npz) if inputs_npz else None,
+                           weights=str(weights) if weights else None, trust_pickle=trust_pickle, seed=seed)
+    opts = ConvertOptions(targets=targets(to), converter=converter, opset=opset, legacy_exporter=legacy_exporter,
+                          script=script, keep_layout=keep_layout, allow_flex=allow_flex, samples=samples, rtol=rtol,
+                          select=select, timeout=timeout, use_cache=not no_cache)
+    _run(model, output, source, opts, json_out, wide)
 
 
 def export(
@@ -51,109 +75,245 @@ def export(
     no_cache: bool = typer.Option(False, "--no-cache", help="Export again even when identical artifacts exist."),
 ) -> None:
     """Export MODEL to TorchScript and ONNX only (convert --to torchscript,onnx)."""
-    _run(model, output, ["torchscript,onnx"], inputs, inputs_npz, weights, trust_pickle, "auto", opset, legacy_exporter,
-         script, False, False, 3, seed, 1e-4, 1800.0, no_cache, None)
+    from edgeport.api import SourceOptions
+    from edgeport.convert.plan import ConvertOptions
+
+    source = SourceOptions(inputs=tuple(inputs or ()), inputs_npz=str(inputs_npz) if inputs_npz else None,
+                           weights=str(weights) if weights else None, trust_pickle=trust_pickle, seed=seed)
+    opts = ConvertOptions(targets=("torchscript", "onnx"), opset=opset, legacy_exporter=legacy_exporter, script=script,
+                          use_cache=not no_cache)  # every other option at its default
+    _run(model, output, source, opts, None, False)
 
 
-def _run(model, output, to, inputs, inputs_npz, weights, trust_pickle, converter, opset, legacy_exporter, script,
-         keep_layout, allow_flex, samples, seed, rtol, timeout, no_cache, json_out) -> None:
+def _run(model: str, output: Path, source, opts, json_out: Optional[Path], wide: bool) -> None:
+    """Convert through the library call (:func:`edgeport.api.run_convert`), with progress lines, then render."""
     import json
     import time
 
-    from edgeport.cli.common import console, split_list
+    from edgeport.cli.common import console, err_console
     from edgeport.fsutil import human_size
-    from edgeport.convert.plan import ConvertOptions, convert as run_convert
-    from edgeport.errors import InputError, UsageError
+    from edgeport.api import run_convert
     from edgeport.fsutil import atomic_write_json
-    from edgeport.models import resolve_ref
-    from edgeport.spec import parse_input_specs
 
-    targets = tuple(dict.fromkeys(split_list(to)))
-    if not targets:
-        raise UsageError("--to names no format", "use e.g. --to torchscript,onnx,saved_model,tflite")
-    specs = parse_input_specs(inputs or [])
-    if inputs and inputs_npz:
-        raise UsageError("--input and --inputs-npz both given", "use one of them")
-    ref = resolve_ref(model, trust_pickle=trust_pickle, weights=str(weights) if weights else None)
-    ref.seed = seed
-    if specs:
-        ref.inputs = [s.to_json() for s in specs]
-    if inputs_npz:
-        if not inputs_npz.is_file():
-            raise InputError(f"--inputs-npz {inputs_npz} does not exist", "check the path")
-        ref.inputs_npz = str(inputs_npz.resolve())
-    opts = ConvertOptions(targets=targets, converter=converter, opset=opset, legacy_exporter=legacy_exporter,
-                          script=script, keep_layout=keep_layout, allow_flex=allow_flex, samples=samples, rtol=rtol,
-                          timeout=timeout, use_cache=not no_cache)
-    start = time.perf_counter()
-    result = run_convert(ref, output, opts, on_event=_ProgressPrinter(console))
+    start_wall, start = time.time(), time.perf_counter()
+    progress = _ProgressPrinter(console, Path(output))
+    from edgeport.worker import stop_workers_on_ctrl_c
+
+    try:
+        with stop_workers_on_ctrl_c():  # steps run in threads: Ctrl-C ends every running worker
+            result = run_convert(model, output, source, opts, on_event=progress)
+    except KeyboardInterrupt:
+        progress.stop()
+        err_console.print(progress.interrupted_line(), markup=False)
+        from edgeport.errors import EXIT_INTERRUPTED
+
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        progress.stop()
     total = time.perf_counter() - start
-    _render(result, console, human_size, total)
+    _render(result, console, human_size, total, wide)
+    _point_to_logs(Path(output), start_wall, console)
     if json_out:
         atomic_write_json(json_out, {"exit_code": result.exit_code, "seconds": round(total, 3),
                                      "manifest": str(Path(output) / "manifest.json"),
                                      "artifacts": [a.to_json() for a in result.manifest.artifacts],
                                      "attempts": [a.to_json() for a in result.manifest.attempts]})
     _ = json
+    from edgeport.report.state import after_command
+
+    after_command("convert", output)  # OUT/report.html
     raise typer.Exit(result.exit_code)
 
 
-class _ProgressPrinter:
-    """One line per step: started, then done/cached/failed with its time."""
+HEARTBEAT_S = float(os.environ.get("EDGEPORT_HEARTBEAT_S") or 60)
 
-    def __init__(self, console) -> None:
-        self.console = console
-        self.status = None
+
+class _ProgressPrinter:
+    """One line per finished step (done / reused / failed, with its time). While steps run (several at once): on an
+    interactive terminal a live line per step with its converter, the elapsed time and the stage its worker reports;
+    elsewhere (pipes, CI) a line when it starts and one every HEARTBEAT_S seconds (EDGEPORT_HEARTBEAT_S) after.
+    Events come from the pipeline's step threads."""
+
+    def __init__(self, console, out: Path) -> None:
+        import threading
+
+        self.console, self.out = console, out
+        self.live = None
+        self.heartbeat = None  # threading.Event that stops the heartbeat thread
+        self.running: dict[tuple[str, str], tuple[str, float]] = {}  # (step, converter) -> (label, start time)
+        self.kept: list[str] = []
+        self.lock = threading.RLock()
 
     def __call__(self, e) -> None:
-        from rich.markup import escape
+        with self.lock:
+            self._event(e)
 
-        label = escape(e.step) + (f" [dim]({escape(e.detail)})[/]" if e.detail and e.status in ("start", "done", "cached") else "")
+    def _event(self, e) -> None:
+        import time
+
+        from rich.text import Text
+
+        label = e.step + (f" ({e.detail})" if e.detail and e.status in ("start", "done", "cached") else "")
         if e.status == "start":
-            if self.console.is_terminal:
-                self.status = self.console.status(f"{label} ...")
-                self.status.start()
-            else:
-                self.console.print(f"  … {e.step} ({e.detail or 'running'})", markup=False)
+            self.running[(e.step, e.detail)] = (label, time.time())
+            if not self._start_live():
+                self.console.print(f"  > {e.step} ({e.detail or 'running'})", markup=False)
+                self._start_heartbeat()
             return
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
-        if e.status == "done":
-            self.console.print(f"  [green]✓[/] {label} [dim]{e.seconds:.1f} s[/]")
-        elif e.status == "cached":
-            self.console.print(f"  [green]✓[/] {label} [dim]reused (unchanged inputs)[/]")
+        self._finished(e)
+        line = Text("  ")
+        if e.status in ("done", "cached"):
+            self.kept.append(e.step)
+            line.append("✓ ", style="green").append(label)
+            line.append(f" {e.seconds:.1f} s" if e.status == "done" else " reused (unchanged inputs)", style="dim")
         elif e.status == "rejected":
-            self.console.print(f"  [yellow]✗[/] {escape(e.step)} rejected: {escape(e.detail)}", markup=True)
+            line.append("✗ ", style="yellow").append(f"{e.step} rejected: {e.detail}")
+        elif e.status == "measured":
+            line.append("· ", style="cyan").append(f"{e.step} latency, 1 thread: {e.detail}")
         else:
-            self.console.print(f"  [red]✗[/] {escape(e.step)} failed [dim]{e.seconds:.1f} s[/]: {escape(e.detail)}")
+            line.append("✗ ", style="red").append(f"{e.step} failed").append(f" {e.seconds:.1f} s", style="dim")
+            line.append(f": {e.detail}")
+        self.console.print(line)  # above the live lines while they run
+        if not self.running:
+            self.stop()
+
+    def _finished(self, e) -> None:
+        """Take a finished step off the running ones (its event names the converter, or a runtime, or converter: why)."""
+        converter = e.detail.split(":", 1)[0] if e.status in ("failed", "rejected") else e.detail
+        if self.running.pop((e.step, converter), None) is None:
+            same = [k for k in self.running if k[0] == e.step]
+            if same and e.status != "measured":
+                self.running.pop(same[0])
+
+    def _start_live(self) -> bool:
+        from edgeport.cli.render import live_ok
+
+        if self.live is not None:
+            return True
+        if not live_ok(self.console):
+            return False
+        from rich.live import Live
+        from rich.spinner import Spinner
+
+        self.live = Live(Spinner("dots", text=_Running(self)), console=self.console, refresh_per_second=4, transient=True)
+        self.live.start()
+        return True
+
+    def _start_heartbeat(self) -> None:
+        """Pipes and CI logs: a line per running step every HEARTBEAT_S seconds, so a long step is not silent."""
+        import threading
+        import time
+
+        if self.heartbeat is not None:
+            return
+        stop = self.heartbeat = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_S):
+                with self.lock:
+                    for key, (label, t0) in list(self.running.items()):
+                        if time.time() - t0 >= HEARTBEAT_S:
+                            stage = self.stage(key)
+                            self.console.print(f"  > {label} still running: {time.time() - t0:.0f} s"
+                                               + (f", {stage}" if stage else ""), markup=False, style="dim")
+
+        threading.Thread(target=beat, daemon=True, name="edgeport-heartbeat").start()
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        if self.heartbeat is not None:
+            self.heartbeat.set()
+            self.heartbeat = None
+
+    def stage(self, key: tuple[str, str]) -> str:
+        """The stage a running step's worker last reported: from the newest log named after the step since it began."""
+        from edgeport.cli.logs import step_logs
+        from edgeport.worker import last_stage
+
+        t0 = self.running[key][1] if key in self.running else None
+        if t0 is None:
+            return ""
+        logs = [p for n, p in step_logs(self.out).items() if n.startswith(key[0]) and p.stat().st_mtime >= t0 - 1]
+        return last_stage(logs[-1]) if logs else ""
+
+    def interrupted_line(self) -> str:
+        import time
+
+        with self.lock:
+            now = time.time()
+            where = ", ".join(f"{label} after {now - t0:.0f} s" for label, t0 in self.running.values())
+            where = f" during {where}" if where else ""
+            if not self.out.is_dir() or not self.kept:
+                return f"interrupted{where}: nothing was kept; run the same command again to start over"
+            return (f"interrupted{where}: kept {', '.join(dict.fromkeys(self.kept))} in {self.out}; run the same "
+                    "command again to resume (finished steps are reused)")
 
 
-def _render(result, console, human_size, total: float) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+class _Running:
+    """The live lines: per running step its label (converter), elapsed seconds, reported stage; re-rendered on every
+    refresh."""
+
+    def __init__(self, printer: _ProgressPrinter) -> None:
+        self.printer = printer
+
+    def __rich__(self):
+        import time
+
+        from rich.text import Text
+
+        lines = []
+        with self.printer.lock:
+            running = list(self.printer.running.items())
+        for key, (label, t0) in running:
+            line = Text(label).append(f"  {time.time() - t0:.0f} s", style="dim")
+            try:
+                stage = self.printer.stage(key)
+            except OSError:
+                stage = ""
+            lines.append(line.append(f"  {stage}", style="dim") if stage else line)
+        return Text("\n").join(lines)
+
+
+def _render(result, console, human_size, total: float, wide: bool) -> None:
+    from rich.text import Text
+
+    from edgeport.cli.render import Column, Row, TableSpec, print_table
 
     m = result.manifest
-    table = Table(title=escape(f"{m.source} -> {m.root}"))
-    for col in ("artifact", "format", "converter", "size", "time", "check"):
-        table.add_column(col)
+    cols = [Column("artifact", key=True), Column("format"), Column("converter", key=True),
+            Column("size", right=True, key=True), Column("time", right=True, key=True), Column("check", key=True),
+            Column("flex ops", wrap=True)]
+    rows = []
     for a in m.artifacts:
         if a.format == "pytorch":
             continue
-        check = ""
+        check, flex = "", ""
         if a.checks:
             worst = a.checks.get("worst_rel")
-            flex = a.checks.get("flex_ops") or []
             check = ("ok" if a.checks.get("passed") else "FAIL") + (f" rel {worst:.1e}" if isinstance(worst, (int, float)) else "")
-            if flex:
-                check += f" flex: {','.join(flex)}"
-        table.add_row(*(escape(str(v)) for v in (a.name, a.format, a.converter, human_size(a.size_bytes), f"{a.seconds:.1f} s", check)))
-    console.print(table)
+            flex = ", ".join(a.checks.get("flex_ops") or [])
+        rows.append(Row([a.name, a.format, a.converter, human_size(a.size_bytes), f"{a.seconds:.1f} s", check, flex]))
+    print_table(console, TableSpec(cols, rows, title=f"{m.source} -> {m.root}"), wide)
     for att in m.attempts:
         if att.status not in ("kept",):
-            console.print(f"  [yellow]{escape(f'{att.target} via {att.converter}: {att.status}')}[/] {escape(att.reason)}", markup=True)
+            console.print(Text("  ").append(f"{att.target} via {att.converter}: {att.status}", style="yellow")
+                          .append(f" {att.reason}"))
     for f in result.failed:
-        console.print(f"[red]failed:[/] {escape(f'{f.target} ({f.converter}): {f.reason}')}")
+        console.print(Text("failed: ", style="red").append(f"{f.target} ({f.converter}): {f.reason}"))
     if result.parity_failed:
-        console.print(f"[red]parity failed:[/] {escape(', '.join(result.parity_failed))}")
-    console.print(f"manifest: {escape(str(m.root / 'manifest.json'))}  [dim]({total:.1f} s)[/]")
+        console.print(Text("parity failed: ", style="red").append(", ".join(result.parity_failed)))
+    console.print(Text(f"manifest: {m.root / 'manifest.json'}").append(f"  ({total:.1f} s)", style="dim"))
+
+
+def _point_to_logs(out: Path, since: float, console) -> None:
+    """A step that failed in this run: where its log is (all it printed, its time and memory)."""
+    from edgeport.cli.logs import step_logs
+    from edgeport.worker import log_footer
+
+    for name, path in step_logs(out).items():
+        f = log_footer(path) if path.stat().st_mtime >= since else None
+        if f is not None and f["status"] != "ok":
+            console.print(f"  log of {name} ({f['status']}): {path}  (edgeport logs {out} {name})", markup=False,
+                          style="yellow")

@@ -11,6 +11,8 @@ from typing import Optional
 
 import typer
 
+from edgeport.cli.common import WIDE_HELP
+
 
 def validate(
     paths: list[Path] = typer.Argument(..., help="An output folder of edgeport convert (or a bundle of it), or two model files A B (A is the reference).",
@@ -26,12 +28,13 @@ def validate(
     atol: Optional[list[str]] = typer.Option(None, "--atol", help="Absolute tolerance: VALUE for all outputs or NAME:VALUE for one (repeat)."),
     rtol: Optional[list[str]] = typer.Option(None, "--rtol", help="Relative tolerance: VALUE or NAME:VALUE (repeat)."),
     statistic: Optional[str] = typer.Option(None, "--stat", "--statistic", help="Error statistic checked: elementwise (allclose), max, mean, median or pNN (percentile)."),
+    compare: Optional[list[str]] = typer.Option(None, "--compare", help="scale (default for fp32/fp16: every element within atol + rtol x the output's max |ref|) or elementwise (numpy allclose: atol + rtol x |ref|); MODE or NAME:MODE (repeat)."),
     artifacts: Optional[list[str]] = typer.Option(None, "--artifact", "-a", help="Only these artifacts (repeat or comma list)."),
     runtimes: Optional[list[str]] = typer.Option(None, "--runtime", "-r", help="Only these runtimes (repeat or comma list)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, max=256, help="Threads per runtime (default 1)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=64, help="Artifact x runtime pairs run at once, each in its own process (default 1)."),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=1.0, help="Seconds per artifact x runtime before it is killed (default 300)."),
-    localize: bool = typer.Option(False, "--localize", help="Find the first intermediate tensor where a failing ONNX (vs PyTorch) or TFLite (vs ONNX Runtime) model diverges."),
+    localize: bool = typer.Option(False, "--localize", help="Find the first intermediate tensor where a failing ONNX (vs PyTorch) or TFLite (vs ONNX Runtime) model diverges; with two ONNX (or two TFLite) files, B vs A."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON (schema edgeport.validate/1)."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML: one testcase per artifact x runtime."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown summary (for a pull-request comment)."),
@@ -39,17 +42,15 @@ def validate(
     no_config: bool = typer.Option(False, "--no-config", help="Ignore config files."),
     keep_outputs: Optional[Path] = typer.Option(None, "--keep-outputs", help="Keep every runtime's outputs as .npz files in this folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the one-line verdict."),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
     remote: Optional[str] = typer.Option(None, "--remote", help="Validate on another machine: ssh://user@host[:port] (needs edgeport\\[device] there); the bundle is made and copied for you."),
     remote_edgeport: str = typer.Option("edgeport", "--remote-edgeport", help="The edgeport command on the remote machine."),
     ssh_option: Optional[list[str]] = typer.Option(None, "--ssh-option", help="Extra ssh -o KEY=VALUE (repeat)."),
     ssh_identity: Optional[Path] = typer.Option(None, "--ssh-identity", help="Private key for --remote."),
 ) -> None:
     """Check numerical parity of every artifact on every runtime against the reference; fail the build on drift."""
-    from edgeport.cli.common import console, err_console, split_list
+    from edgeport.cli.common import console, err_console
     from edgeport.errors import OutputError, UsageError
-    from edgeport.validate.config import ValidateConfig, load_config
-    from edgeport.validate.data import parse_resize
-    from edgeport.validate.parity import DEFAULT_TIMEOUT, ValidateOptions, validate_dir, validate_files
     from edgeport.validate.report import print_console, write_json, write_junit, write_markdown
 
     if len(paths) not in (1, 2):
@@ -67,49 +68,27 @@ def validate(
                           ("--threads", threads), ("--jobs", jobs), ("--timeout", timeout)):
             if val is not None:
                 args += [flag, str(val)]
-        for flag, vals in (("--atol", atol), ("--rtol", rtol), ("--artifact", artifacts), ("--runtime", runtimes)):
+        for flag, vals in (("--atol", atol), ("--rtol", rtol), ("--compare", compare), ("--artifact", artifacts), ("--runtime", runtimes)):
             for v in vals or []:
                 args += [flag, v]
         if localize:
             args.append("--localize")
-        _validate_remote(paths[0], remote, remote_edgeport, ssh_option, ssh_identity, args, json_out, quiet)
+        _validate_remote(paths[0], remote, remote_edgeport, ssh_option, ssh_identity, args, json_out, quiet, wide)
     from edgeport.fsutil import check_writable
 
-    cfg = ValidateConfig() if no_config else load_config(config)
     for path, what in ((json_out, "--json"), (junit, "--junit"), (markdown, "--markdown")):
         if path is not None:
             check_writable(path, what)  # before minutes of runs, not after
     if keep_outputs is not None:
         check_writable(keep_outputs, "--keep-outputs", folder=True)
-    run = cfg.run
-    cfg.tolerances.add_cli(atol, rtol, statistic)
-    opts = ValidateOptions(
-        samples=samples if samples is not None else run.get("samples"),
-        seed=int(seed if seed is not None else run.get("seed", 0)),
-        inputs_npz=str(inputs_npz) if inputs_npz else None,
-        images=str(images) if images else None,
-        resize=parse_resize(resize),
-        mean=mean,
-        std=std,
-        reference=reference or run.get("reference"),
-        artifacts=split_list(artifacts) or split_list(run.get("artifacts")) or None,
-        runtimes=split_list(runtimes) or split_list(run.get("runtimes")) or None,
-        tolerances=cfg.tolerances,
-        threads=int(threads or run.get("threads", 1)),
-        jobs=int(jobs or run.get("jobs", 1)),
-        timeout=float(timeout or run.get("timeout", DEFAULT_TIMEOUT)),
-        localize=localize or bool(run.get("localize", False)),
-        keep_outputs=str(keep_outputs) if keep_outputs else None,
-        progress=None if quiet else (lambda msg: err_console.print(msg, style="dim", markup=False, highlight=False)),
-    )
-    if cfg.source and not quiet:
-        err_console.print(f"settings from {cfg.source}", style="dim", markup=False, highlight=False)
-    if len(paths) == 1:
-        from edgeport.bundle import resolve_target
+    from edgeport.api import validate as run_validate
 
-        report = validate_dir(resolve_target(paths[0]), opts)  # a device bundle opens to its checked folder
-    else:
-        report = validate_files(paths[0], paths[1], opts)
+    report = run_validate(  # the library call; None means the settings file's value, then the default
+        paths[0], paths[1] if len(paths) == 2 else None, config=False if no_config else config, atol=atol, rtol=rtol,
+        statistic=statistic, compare=compare, resize=resize, samples=samples, seed=seed, inputs_npz=inputs_npz,
+        images=images, mean=mean, std=std, reference=reference, artifacts=artifacts, runtimes=runtimes, threads=threads,
+        jobs=jobs, timeout=timeout, localize=localize or None, keep_outputs=keep_outputs,
+        progress=None if quiet else (lambda msg: err_console.print(msg, style="dim", markup=False, highlight=False)))
     for path, write in ((json_out, write_json), (junit, write_junit), (markdown, write_markdown)):
         if path is None:
             continue
@@ -118,20 +97,21 @@ def validate(
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}", "choose a writable path") from None
     if quiet:
-        console.print(report.summary(), highlight=False)
+        console.print(report.summary(), markup=False)
     else:
-        print_console(report, console)
+        print_console(report, console, wide=wide)
+    if len(paths) == 1:  # an output folder keeps its latest result and gets OUT/report.html (a bundle does not)
+        from edgeport.report.state import after_command
+
+        after_command("validate", paths[0], report)
     raise typer.Exit(report.exit_code)
 
 
 def _validate_remote(target: Path, url: str, remote_edgeport: str, ssh_option, ssh_identity, args: list[str],
-                     json_out: Optional[Path], quiet: bool) -> None:
+                     json_out: Optional[Path], quiet: bool, wide: bool = False) -> None:
     """Bundle TARGET if needed, run ``edgeport validate`` on the remote machine, show and keep its JSON."""
     import json
     import tempfile
-
-    from rich.table import Table
-    from rich.text import Text
 
     from edgeport.bundle import is_bundle, pack
     from edgeport.cli.common import console, err_console
@@ -153,7 +133,7 @@ def _validate_remote(target: Path, url: str, remote_edgeport: str, ssh_option, s
             raise UsageError(f"--remote needs a convert output folder or a bundle, not {target.name}",
                              "run edgeport bundle OUT -o model.bundle.tar.gz first")
         if not quiet:
-            err_console.print(f"… running edgeport validate on {where.label()}", style="dim", markup=False, highlight=False)
+            err_console.print(f"> running edgeport validate on {where.label()}", style="dim", markup=False, highlight=False)
         result = run_remote(where, "validate", bundle, args, timeout=3600.0)
     doc = result.data or {}
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list) or "exit_code" not in doc:
@@ -166,16 +146,18 @@ def _validate_remote(target: Path, url: str, remote_edgeport: str, ssh_option, s
         except OSError as exc:
             raise OutputError(f"cannot write {json_out}: {exc.strerror or exc}", "choose a writable path") from None
     if not quiet:
-        table = Table(title=Text(f"edgeport validate on {where.label()}"), title_justify="left")
-        for col in ("artifact", "runtime", "status", "worst output", "max abs err", "cosine"):
-            table.add_column(col)
+        from edgeport.cli.render import Column, Row, TableSpec, print_table
+
+        cols = [Column(h, key=h != "cosine", right=h in ("max abs err", "cosine"))
+                for h in ("artifact", "runtime", "status", "worst output", "max abs err", "cosine")]
+        rows = []
         for r in doc["results"]:
             outs = [o for o in r.get("outputs") or [] if isinstance(o, dict)]
             worst = max(outs, key=lambda o: _metric(o, "max_abs"), default={})
             m = worst.get("metrics") if isinstance(worst.get("metrics"), dict) else {}
-            table.add_row(*(Text(str(v)) for v in (r.get("artifact", ""), r.get("runtime", ""), r.get("status", ""),
-                                                  worst.get("name", ""), _fmt(m.get("max_abs")), _fmt(m.get("cosine")))))
-        console.print(table)
+            rows.append(Row([str(v) for v in (r.get("artifact", ""), r.get("runtime", ""), r.get("status", ""),
+                                              worst.get("name", ""), _fmt(m.get("max_abs")), _fmt(m.get("cosine")))]))
+        print_table(console, TableSpec(cols, rows, title=f"edgeport validate on {where.label()}"), wide)
     console.print(str(doc.get("summary", "")), markup=False, highlight=False)
     code = doc.get("exit_code")
     raise typer.Exit(code if code in (0, 1, 3) else 3)

@@ -17,88 +17,13 @@ kwargs: ``onnx_path`` (an IR <= 9, opset <= 15 model prepared by edgeport.conver
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
 import time
-import traceback
 from typing import Any
 
-
-class JobError(Exception):
-    """An expected failure with a one-line message and a hint (becomes a ConversionError upstream)."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = " ".join(str(message).split())
-        self.hint = " ".join(str(hint).split())
-
-
-# ---------------------------------------------------------------------------------------- protocol
-
-
-def _install_network_guard() -> None:
-    """Refuse connections to anything but this machine (same rule as edgeport.worker)."""
-    if os.environ.get("EDGEPORT_ALLOW_NETWORK") == "1":
-        return
-    import socket
-
-    def local(host: object) -> bool:
-        h = str(host)
-        return h in ("localhost", "", "::1", "0.0.0.0", "::") or h.startswith("127.")
-
-    def hook(event: str, args: tuple) -> None:
-        if event == "socket.connect":
-            sock, address = args[0], args[1]
-            if getattr(sock, "family", None) == getattr(socket, "AF_UNIX", None):
-                return
-            host = address[0] if isinstance(address, tuple) and address else address
-            if not local(host):
-                raise ConnectionRefusedError(f"edgeport runs offline: refused a network connection to {address!r}")
-        elif event == "socket.getaddrinfo":
-            if args and not local(args[0]):
-                raise ConnectionRefusedError(f"edgeport runs offline: refused to resolve {args[0]!r}")
-
-    sys.addaudithook(hook)
-
-
-def _write_result(path: str, payload: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(payload, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def main(argv: list[str]) -> int:
-    import faulthandler
-
-    faulthandler.enable()
-    if len(argv) != 2:
-        sys.stderr.write("usage: _onnx_tf_job.py JOB.json RESULT.json\n")
-        return 2
-    job_path, result_path = argv
-    _install_network_guard()
-    try:
-        with open(job_path) as fh:
-            job = json.load(fh)
-        if job.get("target") not in ("convert", None):
-            raise JobError(f"unknown target {job.get('target')!r}", "this script only does 'convert'")
-        value = convert(**job.get("kwargs", {}))
-        _write_result(result_path, {"ok": True, "value": value})
-        return 0
-    except JobError as exc:
-        _write_result(result_path, {"ok": False, "error": {"type": "ConversionError", "message": exc.message,
-                                                           "hint": exc.hint, "traceback": traceback.format_exc()}})
-        return 1
-    except BaseException as exc:  # noqa: BLE001 - everything becomes a reported result
-        msg = " ".join(str(exc).split())[:1000] or type(exc).__name__
-        _write_result(result_path, {"ok": False, "error": {"type": type(exc).__name__, "message": msg,
-                                                           "traceback": traceback.format_exc()}})
-        traceback.print_exc()
-        return 1
+from _job_protocol import JobError, main  # beside this script; see its docstring
 
 
 # ---------------------------------------------------------------------------------------- conversion
@@ -225,4 +150,4 @@ def convert(onnx_path: str, saved_model_dir: str, tflite_path: str | None = None
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:], {"convert": convert}, "_onnx_tf_job.py"))

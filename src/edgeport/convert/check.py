@@ -14,8 +14,11 @@ Two jobs live here because both run a converted model against reference.npz:
   reference outputs and the best is kept. Names only break ties. Nothing is guessed silently: each
   decision that did not follow from names and expected layouts is written to the notes.
 
-Parity statistic: ``rel = max|out - ref| / max|ref|`` per output (``max|ref|`` taken as 1 when the
-reference output is all zeros), worst over samples; ``passed`` needs ``worst_rel <= rtol``.
+Parity gate: the scale rule of :mod:`edgeport.tolerance` (the rule ``edgeport validate`` applies by
+default), per output over all reference samples: every element within ``atol + rtol * max|ref|`` with
+the fp32 floor ``atol`` and ``rtol`` = ``--rtol`` (1e-4, ten times tighter than validate's fp32 default,
+so an artifact that passes here passes validate on fresh inputs). Reported per output: ``max_abs`` and
+``rel = max|out - ref| / max|ref|`` (``max|ref|`` taken as 1 when the output is all zeros).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 from edgeport.errors import EdgeportError, RuntimeFailure, UsageError
 from edgeport.refdata import Sample, load_reference
 from edgeport.spec import IOSpec, TensorSpec, to_artifact_layout
+from edgeport.tolerance import FP32_ATOL, SCALE, closeness
 
 DEFAULT_RTOL = 1e-4
 MATCH_TOL = 1e-2  # an output "is" a reference output when within 1 % of its magnitude
@@ -60,6 +64,43 @@ def rel_error(out: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     return max_abs, max_abs / (scale if scale > 0 else 1.0)
 
 
+def parity_gate(refs: Sequence[Sample], gots: Sequence[dict[str, np.ndarray]], rtol: float,
+                atol: float = FP32_ATOL) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """Per output over all samples: ``{name: {"max_abs", "rel"}}`` and why the gate fails ([] when it passes).
+
+    The decision is :func:`edgeport.tolerance.closeness` with the scale rule; a shape mismatch or NaN/Inf
+    where the reference has none (or the other way) fails and reports ``inf``.
+    """
+    parity: dict[str, dict[str, float]] = {}
+    reasons: list[str] = []
+    worst_fail: tuple[float, str] | None = None
+    for name in (refs[0] if refs else {}):
+        ref = [np.asarray(o[name]) for o in refs]
+        got = [np.asarray(g[name]) for g in gots]
+        bad_shape = next(((g, r) for g, r in zip(got, ref) if g.shape != r.shape), None)
+        if bad_shape is not None:
+            parity[name] = {"max_abs": float("inf"), "rel": float("inf")}
+            reasons.append(f"output {name!r} has shape {list(bad_shape[0].shape)}, the reference {list(bad_shape[1].shape)}")
+            continue
+        r = np.stack(ref).astype(np.float64)
+        g = np.stack(got).astype(np.float64)
+        fin = np.isfinite(r)
+        if not np.array_equal(fin, np.isfinite(g)) or not np.array_equal(r[~fin], g[~fin]):
+            parity[name] = {"max_abs": float("inf"), "rel": float("inf")}
+            reasons.append(f"output {name!r} has NaN/Inf values where the reference has none (or the other way round)")
+            continue
+        v = closeness(r[fin], g[fin], atol, rtol, SCALE)
+        rel = v.error / (v.scale if v.scale > 0 else 1.0)
+        parity[name] = {"max_abs": v.error, "rel": rel}
+        if not v and (worst_fail is None or v.ratio > worst_fail[0]):
+            worst_fail = (v.ratio, f"output {name!r} differs from the reference by {rel:.2e} of its magnitude "
+                                   f"(max abs {v.error:.3g}, allowed {v.allowed:.3g} = {atol:g} + {rtol:g} x magnitude "
+                                   f"{v.scale:.3g})")
+    if worst_fail is not None:
+        reasons.append(worst_fail[1])
+    return parity, reasons
+
+
 def session_class(fmt: str) -> Any:
     if fmt == "tflite":
         from edgeport.runtimes.tflite import TFLiteSession
@@ -81,8 +122,13 @@ def run(
     rtol: float = DEFAULT_RTOL,
     threads: int = 1,
     max_samples: int | None = None,
+    sizes: str | None = None,
+    size_dims: list[dict[str, int]] | None = None,
 ) -> dict[str, Any]:
     """Worker entry: inspect ``path`` and measure its parity against ``reference`` (reference.npz).
+
+    ``sizes`` (reference-sizes.npz, made at the other sizes ``size_dims`` of the dynamic dims) is also
+    gated when the artifact keeps those dims dynamic (:mod:`edgeport.convert.sizes`; result["sizes"]).
 
     Returns ``{"ops", "flex_ops", "custom_ops", "offenders", "parity": {ref output name: {"max_abs",
     "rel"}}, "worst_rel", "passed", "reason", "backend", "samples", "notes", "seconds"}``. ``reason``
@@ -109,29 +155,30 @@ def run(
         session = session_class(format).load(path, spec, threads=threads)
         result["backend"] = session.backend
         result["notes"].extend(getattr(session, "notes", []))
-        worst: dict[str, tuple[float, float]] = {}
+        got_all: list[dict[str, np.ndarray]] = []
         for feed, ref_out in zip(inputs, outputs):
             got = session.run(feed)
-            for name, ref in ref_out.items():
+            for name in ref_out:
                 if name not in got:
                     raise RuntimeFailure(f"{Path(path).name} gives no output for reference output {name!r}",
                                          "re-convert the model")
-                max_abs, rel = rel_error(got[name], ref)
-                if np.asarray(got[name]).shape != np.asarray(ref).shape and not any("has shape" in x for x in reasons):
-                    reasons.append(f"output {name!r} has shape {list(np.asarray(got[name]).shape)}, "
-                                   f"the reference {list(np.asarray(ref).shape)}")
-                prev = worst.get(name, (0.0, 0.0))
-                worst[name] = (max(prev[0], max_abs), max(prev[1], rel))
+            got_all.append(got)
             result["samples"] += 1
-        result["parity"] = {n: {"max_abs": a, "rel": r} for n, (a, r) in worst.items()}
-        result["worst_rel"] = max((r for _, r in worst.values()), default=0.0)
-        bad = [(n, a, r) for n, (a, r) in worst.items() if not r <= rtol]
-        if bad and not any("has shape" in x for x in reasons):
-            n, a, r = max(bad, key=lambda x: x[2])
-            reasons.append(f"output {n!r} differs from the reference by {r:.2e} of its magnitude "
-                           f"(max abs {a:.3g}) > {rtol:g}")
+        result["parity"], gate_reasons = parity_gate(outputs, got_all, rtol)
+        result["worst_rel"] = max((p["rel"] for p in result["parity"].values()), default=0.0)
+        reasons.extend(gate_reasons)
+        if sizes:
+            from edgeport.convert import sizes as dyn
+
+            result["sizes"] = dyn.check(session, spec, sizes, lambda r, g: parity_gate(r, g, rtol), size_dims or [])
+            if result["sizes"]["reason"]:
+                reasons.append(result["sizes"]["reason"])
     except EdgeportError as exc:
         reasons.append(f"could not run: {exc.message}")
+    if format == "tflite":  # XNNPACK partitions, builtin-kernel ops, time outside the delegate
+        from edgeport.runtimes.tflite_delegation import delegation_or_reason
+
+        result["delegation"] = delegation_or_reason(path, threads)
     result["passed"] = not reasons
     result["reason"] = reasons[0] if reasons else ""
     result["seconds"] = round(time.perf_counter() - t0, 3)

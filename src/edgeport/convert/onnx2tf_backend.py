@@ -82,6 +82,7 @@ class Onnx2TfOptions:
     - ``auto_pseudo``: "upfront" (replace ops known to become Flex before converting), "on_flex"
       (only retry with replacements when the .tflite holds Flex ops), "off" (never).
     - ``verify_io``: run the converted models on the reference samples to verify the output mapping.
+    - ``rtol``: the user's parity tolerance (relative to the output's magnitude), for the retry decisions.
     """
 
     targets: tuple[str, ...] = TARGETS
@@ -93,6 +94,8 @@ class Onnx2TfOptions:
     pseudo_ops: tuple[str, ...] = ()
     auto_pseudo: str = "upfront"
     verify_io: bool = True
+    rtol: float = DEFAULT_RTOL  # the parity gate's --rtol: a retry is made when a result is worse than this
+    timeout: float = 1800.0  # seconds for one converter run in a managed environment
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> tuple["Onnx2TfOptions", list[str]]:
@@ -182,7 +185,9 @@ def _reason(exc: BaseException, log: str) -> str:
     failed on is appended when onnx2tf named it.
     """
     lines = log.splitlines()
-    op = next((ln.split("onnx_op_name:", 1)[1].strip() for ln in lines if "onnx_op_name:" in ln), "")
+    # at info verbosity every converted node names itself: the failing one is the last named before the error
+    err_at = next((i for i, ln in enumerate(lines) if "ERROR:" in ln), len(lines))
+    op = next((ln.split("onnx_op_name:", 1)[1].strip() for ln in reversed(lines[:err_at + 3]) if "onnx_op_name:" in ln), "")
     text = "" if isinstance(exc, SystemExit) else " ".join(str(exc).split())
     if not text:
         raised = [ln.strip() for ln in lines if re.match(r"^\s*[A-Za-z_.]*(Error|Exception): ", ln)]
@@ -339,8 +344,7 @@ def _convert(model: Any, attempt: _Attempt, opts: Onnx2TfOptions, onnx_inputs: l
         "input_onnx_file_path": str(src),
         "output_folder_path": str(attempt.folder / "out"),
         "not_use_onnxsim": True,  # done above, in a worker (see module docstring)
-        "non_verbose": True,
-        "verbosity": "error",
+        "verbosity": "debug" if os.environ.get("EDGEPORT_DEBUG") else "info",  # its log is the step log
     }
     if attempt.pseudo:
         kw["replace_to_pseudo_operators"] = list(attempt.pseudo)
@@ -352,6 +356,9 @@ def _convert(model: Any, attempt: _Attempt, opts: Onnx2TfOptions, onnx_inputs: l
         kw["output_signaturedefs"] = True
     if attempt.static and fixed:
         kw["overwrite_input_shape"] = [f"{n}:{','.join(str(d) for d in s)}" for n, s in fixed.items()]
+    from edgeport.worker import report_stage
+
+    report_stage(f"onnx2tf 1.29, {'static' if attempt.static else 'dynamic'} shapes: {attempt.why}")
     t0 = time.perf_counter()
     with _cwd(attempt.folder), _captured() as log:
         try:
@@ -472,7 +479,7 @@ def run(
                                          signaturedefs=att.signaturedefs,
                                          why=f"replace {att.flex} by pseudo ops {remedy}"))
                 continue
-            good = att.worst_rel is not None and att.worst_rel <= DEFAULT_RTOL
+            good = att.worst_rel is not None and att.worst_rel <= opts.rtol
             if dynamic and not att.static and opts.static_shapes == "auto" and not good:
                 att.reason = ("its outputs differ from the reference by "
                               f"{att.worst_rel:.2e} of their magnitude" if att.worst_rel is not None
@@ -613,7 +620,7 @@ def _collect(staging: Path, att: _Attempt, opts: Onnx2TfOptions, notes: list[str
             dest = staging / "model.tflite"
             shutil.move(str(tfl), dest)
             artifacts.append(Artifact(
-                name="tflite", format="tflite", path=dest.name, converter="onnx2tf", options=options, tools=tools,
+                name="tflite", format="tflite", path=dest.name, converter="onnx2tf-1", options=options, tools=tools,
                 variant="fp32", io=res.io, ops=dict((att.info or {}).get("ops", {})), notes=list(notes) + res.notes,
                 seconds=seconds, size_bytes=dest.stat().st_size,
             ).to_json())
@@ -628,7 +635,7 @@ def _collect(staging: Path, att: _Attempt, opts: Onnx2TfOptions, notes: list[str
                 if item.suffix != ".tflite":
                     shutil.move(str(item), dest / item.name)
             artifacts.append(Artifact(
-                name="saved_model", format="saved_model", path=dest.name, converter="onnx2tf", options=options,
+                name="saved_model", format="saved_model", path=dest.name, converter="onnx2tf-1", options=options,
                 tools=tools, variant="fp32", io=res.io, notes=list(notes) + res.notes, seconds=seconds,
             ).to_json())
     if not artifacts:

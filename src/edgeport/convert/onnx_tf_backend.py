@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import io as _io
 import re
-import sys
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass
@@ -699,7 +698,6 @@ def run(*, staging: str, out_dir: str, model: dict, io: dict, dims: dict, refere
             env={"PYTHONPATH": "", "PYTHONNOUSERSITE": "1"},
         )
         if not res.ok:
-            sys.stdout.write(res.log_tail[-4000:] + "\n")  # lands in the step's log
             err = res.error or {}
             if err.get("type") == "ConversionError":
                 raise ConversionError(err.get("message", "onnx-tf failed"), err.get("hint", ""))

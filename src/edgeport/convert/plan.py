@@ -19,13 +19,16 @@ import hashlib
 import json
 import os
 import shutil
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from edgeport import __version__
-from edgeport.convert import CONVERTERS, TARGETS
+from edgeport.convert import CONVERTERS, TARGETS, Converter, tf_converters
 from edgeport.convert.base import StepJob
+from edgeport.convert.sizes import SIZES_NAME
 from edgeport.errors import ConversionError, EdgeportError, OutputError, UsageError
 from edgeport.fsutil import atomic_write_json, install_path, path_size, sha256_path, staging_dir
 from edgeport.manifest import MANIFEST_NAME, REFERENCE_NAME, Artifact, Attempt, Manifest
@@ -35,8 +38,10 @@ from edgeport.worker import run_in_worker
 
 STATE_DIR = ".edgeport"
 CACHE_NAME = "cache.json"
-TFLITE_CONVERTERS = ("litert-torch", "onnx2tf", "onnx-tf")
-SAVED_MODEL_CONVERTERS = ("onnx2tf", "onnx-tf")
+SELECT = ("fastest", "first")
+PARALLEL_STEPS = 3  # steps from PyTorch run at once (each a worker process; they mostly wait on imports)
+LATENCY_RUNS = 200
+LATENCY_TIE = 0.03  # candidates within 3 % of the fastest count as tied: the one earlier in auto order is kept  # timed runs per candidate when auto picks the fastest .tflite (after 20 warm-up runs)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class ConvertOptions:
     allow_flex: bool = False
     samples: int = 3
     rtol: float = 1e-4  # parity gate for tflite/saved_model candidates (relative to the output's max magnitude)
+    select: str = "fastest"  # auto: keep the fastest passing .tflite of the fast tier, or the first that passes
     timeout: float = 1800.0
     use_cache: bool = True
 
@@ -81,31 +87,37 @@ def _key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _converter_order(targets: tuple[str, ...], converter: str, torch_source: bool, onnx_tf_installed: bool) -> dict[str, list[str]]:
-    """Which converters to try, in order, for saved_model and tflite."""
+def _tf_names() -> list[str]:
+    return [c.name for c in CONVERTERS.values() if c.tf_targets]
+
+
+def _converter_order(targets: tuple[str, ...], converter: str, torch_source: bool,
+                     available: Callable[[Converter], bool] = lambda c: True) -> dict[str, list[str]]:
+    """Which converters to try, in order, for saved_model and tflite (derived from the registry).
+
+    auto: every converter with an auto priority that can start from the source and is usable here,
+    fast tier first (see :func:`edgeport.convert.tf_converters`).
+    """
     order: dict[str, list[str]] = {}
     if converter == "auto":
-        if "saved_model" in targets:
-            order["saved_model"] = ["onnx2tf"] + (["onnx-tf"] if onnx_tf_installed else [])
-        if "tflite" in targets:
-            tfl = ["onnx2tf", "litert-torch"] if "saved_model" in targets else ["litert-torch", "onnx2tf"]
-            if not torch_source:
-                tfl = [c for c in tfl if c != "litert-torch"]
-            order["tflite"] = tfl + (["onnx-tf"] if onnx_tf_installed else [])
+        for target in ("saved_model", "tflite"):
+            if target in targets:
+                order[target] = [c.name for c in tf_converters(target) if c.auto is not None
+                                 and (torch_source or c.source != "pytorch") and available(c)]
         return order
     names = [c.strip() for c in converter.split(",") if c.strip()]
     for n in names:
-        if n not in TFLITE_CONVERTERS:
-            raise UsageError(f"unknown converter {n!r}", f"use auto or one of: {', '.join(TFLITE_CONVERTERS)}")
-        if n == "litert-torch" and not torch_source:
-            raise UsageError("litert-torch converts from PyTorch, but the source is an ONNX file", "use --converter onnx2tf or auto")
-    if "saved_model" in targets:
-        sm = [n for n in names if n in SAVED_MODEL_CONVERTERS]
-        if not sm:
-            raise UsageError(f"--converter {converter} makes no SavedModel", "add onnx2tf or onnx-tf, or use --converter auto")
-        order["saved_model"] = sm
-    if "tflite" in targets:
-        order["tflite"] = names
+        if n not in _tf_names():
+            raise UsageError(f"unknown converter {n!r}", f"use auto or one of: {', '.join(_tf_names())}")
+        if CONVERTERS[n].source == "pytorch" and not torch_source:
+            raise UsageError(f"{n} converts from PyTorch, but the source is an ONNX file", "use --converter onnx2tf or auto")
+    for target in ("saved_model", "tflite"):
+        if target not in targets:
+            continue
+        order[target] = [n for n in names if target in CONVERTERS[n].targets]
+        if not order[target]:
+            makers = ", ".join(c.name for c in tf_converters(target))
+            raise UsageError(f"--converter {converter} makes no {target}", f"add one of {makers}, or use --converter auto")
     return order
 
 
@@ -116,6 +128,11 @@ class Pipeline:
         self.opts = options
         self.on_event = on_event or (lambda e: None)
         self.cache: dict[str, Any] = {}
+        self._cache_lock = threading.RLock()
+        self._event_lock = threading.Lock()
+        self.prefetched: dict[str, Future] = {}  # converter -> its run started early, in a thread
+        self.names: dict[str, dict[str, str]] = {}  # converter -> {format: final file name}
+        self.refinfo: dict[str, Any] = {}
         self.attempts: list[Attempt] = []
         self.artifacts: list[Artifact] = []
         self.failed: list[Attempt] = []
@@ -166,7 +183,12 @@ class Pipeline:
             fh.close()
 
     def _save_cache(self) -> None:
-        atomic_write_json(self.out / STATE_DIR / CACHE_NAME, self.cache)
+        with self._cache_lock:  # steps run in threads (see _run); the JSON dump must not see a dict mid-change
+            atomic_write_json(self.out / STATE_DIR / CACHE_NAME, self.cache)
+
+    def _event(self, e: Event) -> None:
+        with self._event_lock:
+            self.on_event(e)
 
     # ------------------------------------------------------------------ steps
     def _worker(self, step: str, entry: str, job: StepJob):
@@ -181,10 +203,12 @@ class Pipeline:
                    _file_digest(self.ref.inputs_npz), self.ref.seed, self.opts.samples, self.ref.kind, self.ref.attr)
         ref_file = self.out / REFERENCE_NAME
         hit = self.cache.get(key) if self.opts.use_cache else None
-        if hit and ref_file.exists() and sha256_path(ref_file) == hit["sha256"]:
-            self.on_event(Event("reference", "cached", 0.0, hit.get("runtime", "")))
+        sizes_file = self.out / SIZES_NAME
+        if hit and ref_file.exists() and sha256_path(ref_file) == hit["sha256"] and (
+                not hit.get("sizes_sha256") or (sizes_file.exists() and sha256_path(sizes_file) == hit["sizes_sha256"])):
+            self._event(Event("reference", "cached", 0.0, hit.get("runtime", "")))
             return IOSpec.from_json(hit["io"]), hit["dims"], hit
-        self.on_event(Event("reference", "start"))
+        self._event(Event("reference", "start"))
         job = StepJob(staging=str(staging), out_dir=str(self.out), model=ref_json, io={}, dims={}, reference="",
                       options={"samples": self.opts.samples})
         res = self._worker("reference", "edgeport.convert.reference:run", job)
@@ -196,10 +220,15 @@ class Pipeline:
         value = res.value
         install_path(staging / "reference.npz", ref_file)
         value["sha256"] = sha256_path(ref_file)
+        if (staging / SIZES_NAME).is_file():  # samples at other sizes of the dynamic dims (edgeport.convert.sizes)
+            install_path(staging / SIZES_NAME, sizes_file)
+            value["sizes_sha256"] = sha256_path(sizes_file)
+        else:
+            sizes_file.unlink(missing_ok=True)
         value["key"] = key
         self.cache[key] = value
         self._save_cache()
-        self.on_event(Event("reference", "done", res.seconds, value.get("runtime", "")))
+        self._event(Event("reference", "done", res.seconds, value.get("runtime", "")))
         return IOSpec.from_json(value["io"]), value["dims"], value
 
     def _convert(self, step: str, converter: str, entry: str, parent: Artifact | None, io: IOSpec, dims: dict,
@@ -212,10 +241,15 @@ class Pipeline:
         if hit:
             arts = [Artifact.from_json(a) for a in hit["artifacts"]]
             if all((self.out / a.path).exists() and sha256_path(self.out / a.path) == a.sha256 for a in arts):
-                self.on_event(Event(step, "cached", 0.0, converter))
+                for d in hit.get("dropped", []):
+                    self.dropped[(converter, d["format"])] = d["reason"]
+                self._event(Event(step, "cached", 0.0, converter))
+                if not arts and hit.get("dropped"):
+                    return [], Attempt(target=step, converter=converter, status="rejected",
+                                       reason=f"{hit['dropped'][0]['reason']} (measured by an earlier identical run)")
                 return arts, Attempt(target=step, converter=converter, status="kept", reason="reused from cache",
                                      artifact=arts[0].name if arts else None)
-        self.on_event(Event(step, "start", 0.0, converter))
+        self._event(Event(step, "start", 0.0, converter))
         with staging_dir(self.out) as staging:
             job = StepJob(staging=str(staging), out_dir=str(self.out), model={**self.ref.to_json()}, io=io.to_json(),
                           dims=dims, reference=str(self.out / REFERENCE_NAME),
@@ -229,7 +263,7 @@ class Pipeline:
                 status = {"crash": "crashed", "timeout": "timeout"}.get(res.status, "failed")
                 att = Attempt(target=step, converter=converter, status=status, reason=res.reason(), seconds=res.seconds,
                               log_tail=res.log_tail)
-                self.on_event(Event(step, "failed", res.seconds, f"{converter}: {res.reason()}"))
+                self._event(Event(step, "failed", res.seconds, f"{converter}: {res.reason()}"))
                 return [], att
             arts = [Artifact.from_json(a) for a in res.value.get("artifacts", [])]
             checks: dict[str, dict] = {}
@@ -249,22 +283,28 @@ class Pipeline:
                 a.cache_key = key
                 a.parent = a.parent or (parent.name if parent else "pytorch")
                 installed.append(a)
-        self.cache[key] = {"artifacts": [a.to_json() for a in installed]}
-        self._save_cache()
-        self.on_event(Event(step, "done", res.seconds, converter))
+        with self._cache_lock:
+            self.cache[key] = {"artifacts": [a.to_json() for a in installed]}
+            self._save_cache()
+        self._event(Event(step, "done", res.seconds, converter))
         return installed, Attempt(target=step, converter=converter, status="kept", seconds=res.seconds,
                                   artifact=installed[0].name if installed else None)
 
     def _check(self, path: Path, art: Artifact) -> tuple[bool, dict]:
         res = run_in_worker("edgeport.convert.check:run", {
             "path": str(path), "format": art.format, "io": art.io.to_json(), "reference": str(self.out / REFERENCE_NAME),
-            "allow_flex": self.opts.allow_flex, "rtol": self.opts.rtol,
-        }, timeout=min(self.opts.timeout, 600), log_path=self.out / STATE_DIR / "logs" / f"check-{art.name}.log")
+            "allow_flex": self.opts.allow_flex, "rtol": self.opts.rtol, **self._sizes_job(),
+        }, timeout=min(self.opts.timeout, 600), log_path=self.out / STATE_DIR / "logs" / f"check-{art.name}-{art.converter}.log")
         if not res.ok:
             return False, {"passed": False, "status": res.status, "reason": f"running the converted model failed: {res.reason()}"}
         value = dict(res.value)
         value.setdefault("status", "ok")
         return bool(value.get("passed")), value
+
+    def _sizes_job(self) -> dict[str, Any]:
+        sizes_file = self.out / SIZES_NAME
+        dims = self.refinfo.get("sizes") or []
+        return {"sizes": str(sizes_file), "size_dims": dims} if dims and sizes_file.is_file() else {}
 
     # ------------------------------------------------------------------ main
     def run(self) -> ConvertResult:
@@ -274,7 +314,11 @@ class Pipeline:
         torch_source = self.ref.is_torch
         if not torch_source and "torchscript" in self.opts.targets:
             raise UsageError("cannot make TorchScript from an ONNX file", "drop torchscript from --to")
-        order = _converter_order(self.opts.targets, self.opts.converter, torch_source, _onnx_tf_installed())
+        if self.opts.select not in SELECT:
+            raise UsageError(f"unknown --select {self.opts.select!r}", f"use one of: {', '.join(SELECT)}")
+        self.unavailable: dict[str, str] = {}
+        self.dropped: dict[tuple[str, str], str] = {}  # (converter, format) -> why a passing result was not kept
+        order = _converter_order(self.opts.targets, self.opts.converter, torch_source, self._available)
         created = not self.out.exists()
         try:
             self._prepare_out()
@@ -298,90 +342,39 @@ class Pipeline:
     def _run(self, order: dict[str, list[str]]) -> ConvertResult:
         with staging_dir(self.out) as staging:
             io, dims, refinfo = self._reference(staging)
+        self.refinfo = refinfo
         manifest = Manifest(root=self.out, source=self.ref.ref, source_sha256=self.ref.sha256, io=io, dims=dims)
         manifest.reference = {"path": REFERENCE_NAME, "sha256": refinfo["sha256"], "runtime": refinfo.get("runtime", "torch_eager"),
                               "samples": refinfo.get("samples", 1)}
+        if refinfo.get("sizes_sha256"):
+            manifest.reference["sizes"] = {"path": SIZES_NAME, "sha256": refinfo["sizes_sha256"], "dims": refinfo.get("sizes", [])}
         tools = dict(refinfo.get("tools", {}))
         if self.ref.is_torch:
             manifest.put(Artifact(name="pytorch", format="pytorch", path="", converter="source", parent=None,
                                   options={"model": self.ref.to_json()}, io=io, tools=dict(refinfo.get("tools", {}))))
         targets = self.opts.targets
-        need_onnx = "onnx" in targets or any(c in ("onnx2tf", "onnx-tf") for cs in order.values() for c in cs)
+        need_onnx = "onnx" in targets or any(CONVERTERS[c].needs_onnx for cs in order.values() for c in cs)
         onnx_art: Artifact | None = None
-        if "torchscript" in targets:
-            arts, att = self._convert("torchscript", "torchscript", CONVERTERS["torchscript"]["entry"], None, io, dims,
-                                      {"script": self.opts.script}, {"torchscript": "model.pt"})
-            self._record(manifest, arts, att)
-        if need_onnx:
-            if self.ref.is_torch:
-                arts, att = self._convert("onnx", "torch.onnx", CONVERTERS["torch.onnx"]["entry"], None, io, dims,
-                                          {"opset": self.opts.opset, "legacy": self.opts.legacy_exporter}, {"onnx": "model.onnx"})
-            else:
-                arts, att = self._copy_onnx(io)
-            self._record(manifest, arts, att)
-            onnx_art = next((a for a in arts if a.format == "onnx"), None)
-        # TensorFlow targets
-        kept: dict[str, Artifact] = {}
-        ran: dict[str, list[Artifact]] = {}
-        for target in ("saved_model", "tflite"):
-            if target not in targets:
-                continue
-            explicit = self.opts.converter != "auto"
-            for conv in order.get(target, []):
-                if target in kept and not explicit:
-                    break
-                if conv in ran:
-                    arts = ran[conv]
-                else:
-                    spec = CONVERTERS[conv]
-                    parent = onnx_art if spec["from"] == "onnx" else None
-                    if spec["from"] == "onnx" and parent is None:
-                        att = Attempt(target=target, converter=conv, status="skipped", reason="no ONNX model to start from")
-                        self.attempts.append(att)
-                        continue
-                    conv_targets = [t for t in spec["targets"] if t in targets and t not in kept]
-                    options = {"targets": conv_targets, "keep_layout": self.opts.keep_layout, "allow_flex": self.opts.allow_flex}
-                    multi = explicit and len(order.get("tflite", [])) > 1
-                    names = {"saved_model": "saved_model" if not multi else f"saved_model.{conv}",
-                             "tflite": "model.tflite" if not multi else f"model.{conv}.tflite"}
-                    arts, att = self._convert(target, conv, spec["entry"], parent, io, dims, options, names)
-                    ran[conv] = arts
-                    if not arts:
-                        self.attempts.append(att)
-                        continue
-                    self.attempts.append(att)
-                art = next((a for a in arts if a.format == target), None)
-                if art is None:
-                    continue
-                check = art.checks
-                passed = bool(check.get("passed"))
-                if passed:
-                    if explicit and len(order.get(target, [])) > 1:
-                        art.name = f"{target}.{conv}"
-                    kept.setdefault(target, art)
-                    manifest.put(art)
-                    continue
-                reason = check.get("reason") or "failed its checks"
-                flex = check.get("flex_ops") or check.get("custom_ops")
-                if explicit:
-                    if flex and not self.opts.allow_flex:
-                        self._reject(manifest, art, target, conv, reason)
-                        self.failed.append(self.attempts[-1])
-                    elif check.get("status", "ok") != "ok" or check.get("parity") is None:
-                        self._reject(manifest, art, target, conv, reason)
-                        self.failed.append(self.attempts[-1])
-                    else:
-                        art.notes.append(f"parity check failed: {reason}")
-                        manifest.put(art)
-                        self.parity_failed.append(art.name)
-                        kept.setdefault(target, art)
-                else:
-                    self._reject(manifest, art, target, conv, reason)
-            if target not in kept and not any(a.target == target and a in self.failed for a in self.attempts):
-                tried = [a for a in self.attempts if a.target == target]
-                summary = "; ".join(f"{a.converter}: {a.reason}" for a in tried) or "no converter applies"
-                failure = Attempt(target=target, converter=self.opts.converter, status="failed", reason=summary)
-                self.failed.append(failure)
+        self.names = self._final_names(order)
+        # Steps that start from PyTorch do not wait for each other: TorchScript, ONNX and a PyTorch -> TFLite
+        # candidate that will run anyway go to threads (each step is a worker process of its own).
+        with ThreadPoolExecutor(max_workers=PARALLEL_STEPS, thread_name_prefix="edgeport-step") as pool:
+            ts = pool.submit(self._convert, "torchscript", "torchscript", CONVERTERS["torchscript"].entry, None, io, dims,
+                             {"script": self.opts.script}, {"torchscript": "model.pt"}) if "torchscript" in targets else None
+            onnx_f = None
+            if need_onnx and self.ref.is_torch:
+                onnx_f = pool.submit(self._convert, "onnx", "torch.onnx", CONVERTERS["torch.onnx"].entry, None, io, dims,
+                                     {"opset": self.opts.opset, "legacy": self.opts.legacy_exporter}, {"onnx": "model.onnx"})
+            for conv in self._prefetchable(order):
+                self.prefetched[conv] = pool.submit(self._convert, "tflite", conv, CONVERTERS[conv].entry, None, io, dims,
+                                                    self._options(["tflite"]), self.names[conv])
+            if ts is not None:
+                self._record(manifest, *ts.result())
+            if need_onnx:
+                arts, att = onnx_f.result() if onnx_f is not None else self._copy_onnx(io)
+                self._record(manifest, arts, att)
+                onnx_art = next((a for a in arts if a.format == "onnx"), None)
+            self._tf_targets(manifest, order, onnx_art, io, dims)
         for a in self.attempts:
             if a.status == "kept" and a.artifact and manifest.find(a.artifact) is None:
                 a.status = "rejected"
@@ -395,6 +388,251 @@ class Pipeline:
             if a.status in ("failed", "crashed", "timeout") and a.target in ("torchscript", "onnx") and a not in self.failed:
                 self.failed.append(a)
         return ConvertResult(manifest=manifest, failed=self.failed, parity_failed=self.parity_failed)
+
+    # ------------------------------------------------------------------ TF targets
+    def _available(self, conv: Converter) -> bool:
+        """Usable here? A converter in a managed environment that is not built is skipped by auto, saying why."""
+        if not conv.env:
+            return True
+        from edgeport.backends import isolated_status
+
+        try:
+            st = isolated_status(conv.env)
+        except Exception as exc:  # noqa: BLE001 - a broken backend folder counts as not installed, and says so
+            st = {"installed": False, "detail": str(exc)}
+        if not st.get("installed"):
+            self.unavailable[conv.name] = f"{st.get('detail') or 'not installed'}: run edgeport backends install {conv.env}"
+        return bool(st.get("installed"))
+
+    def _options(self, want: list[str]) -> dict[str, Any]:
+        return {"targets": want, "keep_layout": self.opts.keep_layout, "allow_flex": self.opts.allow_flex,
+                "rtol": self.opts.rtol}
+
+    def _final_names(self, order: dict[str, list[str]]) -> dict[str, dict[str, str]]:
+        """File names per converter: candidates that are compared side by side get their converter's name."""
+        tfl = order.get("tflite", [])
+        if self.opts.converter != "auto":
+            multi = len(tfl) > 1
+            return {c: {"saved_model": f"saved_model.{c}" if multi else "saved_model",
+                        "tflite": f"model.{c}.tflite" if multi else "model.tflite"} for c in CONVERTERS}
+        fast = [c for c in tfl if CONVERTERS[c].fast]
+        compete = self.opts.select == "fastest" and len(fast) > 1
+        return {c: {"saved_model": "saved_model", "tflite": f"model.{c}.tflite" if compete and c in fast else "model.tflite"}
+                for c in CONVERTERS}
+
+    def _prefetchable(self, order: dict[str, list[str]]) -> list[str]:
+        """PyTorch -> TFLite converters that will run whatever the ONNX path gives: started right away."""
+        tfl = order.get("tflite", [])
+        if self.opts.converter != "auto":
+            return [c for c in tfl if CONVERTERS[c].source == "pytorch"]
+        fast = [c for c in tfl if CONVERTERS[c].fast]
+        if self.opts.select != "fastest" or len(fast) < 2:
+            return [c for c in fast[:1] if CONVERTERS[c].source == "pytorch"]
+        return [c for c in fast if CONVERTERS[c].source == "pytorch"]
+
+    def _candidate(self, conv: str, target: str, want: list[str], names: dict[str, str], ran: dict[str, list[Artifact]],
+                   onnx_art: Artifact | None, io: IOSpec, dims: dict) -> Artifact | None:
+        """Run ``conv`` once (its result serves every target it made) and return its ``target`` artifact."""
+        if conv not in ran:
+            spec = CONVERTERS[conv]
+            parent = onnx_art if spec.needs_onnx else None
+            if spec.needs_onnx and parent is None:
+                self.attempts.append(Attempt(target=target, converter=conv, status="skipped",
+                                             reason="no ONNX model to start from"))
+                ran[conv] = []
+                return None
+            if conv in self.prefetched:
+                arts, att = self.prefetched.pop(conv).result()
+            else:
+                arts, att = self._convert(target, conv, spec.entry, parent, io, dims, self._options(want), names)
+            ran[conv] = arts
+            self.attempts.append(att)
+            made = next((a for a in arts if a.format == target), None)
+            if arts and made is None and att.status == "kept":  # it made the other format only: say why here
+                why = next((n for a in arts for n in a.notes if "made no" in n), f"{conv} made no {target}")
+                att.status, att.reason, att.artifact = "failed", why, None
+            if made is not None:
+                att.artifact = made.name
+            return made
+        art = next((a for a in ran[conv] if a.format == target), None)
+        done = any(a.converter == conv and a.target == target and a.status == "rejected" for a in self.attempts)
+        if art is None and (conv, target) in self.dropped and not done:  # a re-run: an identical run measured it
+            self.attempts.append(Attempt(target=target, converter=conv, status="rejected",
+                                         reason=f"{self.dropped[(conv, target)]} (measured by an earlier identical run)"))
+        elif art is None and ran[conv]:
+            why = next((n for a in ran[conv] for n in a.notes if "made no" in n), f"{conv} made no {target}")
+            self.attempts.append(Attempt(target=target, converter=conv, status="failed", reason=why))
+        return art
+
+    def _tf_targets(self, manifest: Manifest, order: dict[str, list[str]], onnx_art: Artifact | None, io: IOSpec,
+                    dims: dict) -> None:
+        ran: dict[str, list[Artifact]] = {}
+        kept: dict[str, Artifact] = {}
+        for target in ("saved_model", "tflite"):
+            if target not in self.opts.targets:
+                continue
+            if self.opts.converter != "auto":
+                self._explicit(manifest, target, order, ran, kept, onnx_art, io, dims)
+            else:
+                self._auto(manifest, target, order, ran, kept, onnx_art, io, dims)
+            fast_missing = [c for c in self.unavailable if target in CONVERTERS[c].targets and CONVERTERS[c].fast]
+            for conv in self.unavailable:  # say why a converter that would have been tried was not
+                if target in CONVERTERS[conv].targets and (target not in kept or conv in fast_missing):
+                    self.attempts.append(Attempt(target=target, converter=conv, status="skipped",
+                                                 reason=self.unavailable[conv]))
+            if target not in kept and not any(a.target == target and a in self.failed for a in self.attempts):
+                tried = [a for a in self.attempts if a.target == target]
+                summary = "; ".join(f"{a.converter}: {a.reason}" for a in tried) or "no converter applies"
+                self.failed.append(Attempt(target=target, converter=self.opts.converter, status="failed", reason=summary))
+
+    def _auto(self, manifest: Manifest, target: str, order: dict[str, list[str]], ran: dict[str, list[Artifact]],
+              kept: dict[str, Artifact], onnx_art: Artifact | None, io: IOSpec, dims: dict) -> None:
+        """Fast tier first; among its passing .tflite files keep the fastest (``select``), else the first that passes."""
+        cands = order.get(target, [])
+        fast_tfl = [c for c in order.get("tflite", []) if CONVERTERS[c].fast]
+        compete = self.opts.select == "fastest" and len(fast_tfl) > 1
+        for tier in ([c for c in cands if CONVERTERS[c].fast], [c for c in cands if not CONVERTERS[c].fast]):
+            passing: list[tuple[str, Artifact]] = []
+            for conv in tier:
+                spec = CONVERTERS[conv]
+                want = [t for t in spec.tf_targets if t in self.opts.targets and t not in kept] if spec.fast else [target]
+                art = self._candidate(conv, target, want, self.names[conv], ran, onnx_art, io, dims)
+                if art is None:
+                    continue
+                if not art.checks.get("passed"):
+                    self._reject(manifest, art, target, conv, art.checks.get("reason") or "failed its checks")
+                    continue
+                passing.append((conv, art))
+                if not (target == "tflite" and compete and spec.fast):
+                    break
+            if passing:
+                passing = self._keep_dynamic(passing)
+                conv, art = self._fastest(passing) if len(passing) > 1 else passing[0]
+                if art.path != "model.tflite" and target == "tflite":
+                    self._rename(art, "model.tflite")
+                if not any(a.target == target and a.converter == conv and a.status == "kept" for a in self.attempts):
+                    self.attempts.append(Attempt(target=target, converter=conv, status="kept", artifact=art.name,
+                                                 reason=f"made in the same run as its {'SavedModel' if target == 'tflite' else '.tflite'}"))
+                kept[target] = art
+                manifest.put(art)
+                return
+
+    def _explicit(self, manifest: Manifest, target: str, order: dict[str, list[str]], ran: dict[str, list[Artifact]],
+                  kept: dict[str, Artifact], onnx_art: Artifact | None, io: IOSpec, dims: dict) -> None:
+        """Every named converter runs; each passing result is kept as its own artifact."""
+        for conv in order.get(target, []):
+            want = [t for t in CONVERTERS[conv].tf_targets if t in self.opts.targets and t not in kept]
+            art = self._candidate(conv, target, want, self.names[conv], ran, onnx_art, io, dims)
+            if art is None:
+                continue
+            check = art.checks
+            if check.get("passed"):
+                if len(order.get(target, [])) > 1:
+                    art.name = f"{target}.{conv}"
+                kept.setdefault(target, art)
+                manifest.put(art)
+                continue
+            reason = check.get("reason") or "failed its checks"
+            flex = check.get("flex_ops") or check.get("custom_ops")
+            if (flex and not self.opts.allow_flex) or check.get("status", "ok") != "ok" or check.get("parity") is None:
+                self._reject(manifest, art, target, conv, reason)
+                self.failed.append(self.attempts[-1])
+            else:
+                art.notes.append(f"parity check failed: {reason}")
+                manifest.put(art)
+                self.parity_failed.append(art.name)
+                kept.setdefault(target, art)
+
+    def _keep_dynamic(self, passing: list[tuple[str, Artifact]]) -> list[tuple[str, Artifact]]:
+        """A candidate that keeps the user's dynamic dims (and passed at other sizes) beats one that fixed them."""
+        dynamic = [(c, a) for c, a in passing if (a.checks.get("sizes") or {}).get("checked")]
+        if not dynamic or len(dynamic) == len(passing):
+            return passing
+        keeper = dynamic[0][0]
+        for conv, art in passing:
+            if (conv, art) in dynamic:
+                continue
+            why = (f"passed, but fixes the dynamic dimensions to the reference sizes; {keeper} keeps them dynamic "
+                   "(and passed at other sizes)")
+            self._drop(conv, art, why)
+            att = next((a for a in self.attempts if a.target == art.format and a.converter == conv), None)
+            if att is None:
+                att = Attempt(target=art.format, converter=conv, status="rejected")
+                self.attempts.append(att)
+            att.status, att.reason, att.artifact = "rejected", why, None
+        return dynamic
+
+    def _fastest(self, passing: list[tuple[str, Artifact]]) -> tuple[str, Artifact]:
+        """Measure each passing .tflite at 1 thread (same feed, same loop as ``edgeport bench``); keep the fastest."""
+        from edgeport.refdata import load_reference
+        from edgeport.validate.data import save_samples
+
+        feeds = self.out / STATE_DIR / "latency-feed.npz"
+        save_samples(feeds, load_reference(self.out / REFERENCE_NAME)[0][:1])
+        p50: dict[str, float] = {}
+        for conv, art in passing:
+            res = run_in_worker("edgeport.bench.latency:bench_job", {
+                "runtime": "tflite", "path": str(self.out / art.path), "io": art.io.to_json(), "feeds": str(feeds),
+                "threads": 1, "warmup": 20, "runs": LATENCY_RUNS}, timeout=300,
+                env={"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1"},
+                log_path=self.out / STATE_DIR / "logs" / f"latency-{conv}.log")
+            if res.ok:
+                p50[conv] = float(res.value["latency_ms"]["p50"])
+            self._event(Event("tflite", "measured", res.seconds,
+                                f"{conv}: p50 {p50[conv]:.3f} ms" if conv in p50 else f"{conv}: {res.reason()}"))
+        feeds.unlink(missing_ok=True)
+        timed = [(c, a) for c, a in passing if c in p50] or passing[:1]
+        best_conv, best = min(timed, key=lambda ca: p50.get(ca[0], float("inf")))
+        first_conv, first = timed[0]  # in auto order; kept unless another is clearly faster than timing noise
+        if best_conv in p50 and first_conv in p50 and p50[first_conv] <= p50[best_conv] * (1 + LATENCY_TIE):
+            best_conv, best = first_conv, first
+        summary = ", ".join(f"{c} p50 {v:.3f} ms" for c, v in sorted(p50.items(), key=lambda kv: kv[1]))
+        for conv, art in passing:
+            att = next((a for a in self.attempts if a.target == "tflite" and a.converter == conv), None)
+            if att is None:  # it ran for the SavedModel and made the .tflite in the same run
+                att = Attempt(target="tflite", converter=conv, status="kept", artifact=art.name)
+                self.attempts.append(att)
+            att.latency_ms = p50.get(conv)
+            if conv == best_conv:
+                art.notes.append(f"auto kept the fastest passing .tflite (1 thread): {summary}")
+                att.reason = f"fastest of the passing candidates: {summary}"
+                continue
+            if conv not in p50 or best_conv not in p50:
+                why = "passed, but its latency could not be measured"
+            elif p50[conv] < p50[best_conv]:
+                why = (f"passed; p50 {p50[conv]:.3f} ms is within {LATENCY_TIE:.0%} of {best_conv}'s "
+                       f"{p50[best_conv]:.3f} ms, and {best_conv} comes first in auto order")
+            else:
+                why = f"passed, but slower: p50 {p50[conv]:.3f} ms against {p50[best_conv]:.3f} ms for {best_conv}"
+            self._drop(conv, art, why)
+            att.status, att.reason, att.artifact = "rejected", why, None
+        return best_conv, best
+
+    def _drop(self, conv: str, art: Artifact, why: str) -> None:
+        """Remove a candidate that passed but was not kept; its cache entry remembers why, so a re-run skips it."""
+        self.dropped[(conv, art.format)] = why
+        p = self.out / art.path
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists():
+            p.unlink()
+        entry = self.cache.get(art.cache_key)
+        if entry is not None:
+            entry["artifacts"] = [a for a in entry["artifacts"] if a.get("path") != art.path]
+            entry.setdefault("dropped", []).append({"format": art.format, "reason": why})
+            self._save_cache()
+
+    def _rename(self, art: Artifact, rel: str) -> None:
+        """Move a kept candidate to its final name; its cache entry follows it."""
+        old = art.path
+        install_path(self.out / old, self.out / rel)
+        art.path = rel
+        entry = self.cache.get(art.cache_key)
+        if entry is not None:
+            for a in entry["artifacts"]:
+                if a.get("path") == old:
+                    a["path"] = rel
+            self._save_cache()
 
     def _reject(self, manifest: Manifest, art: Artifact, target: str, conv: str, reason: str) -> None:
         """A candidate that failed its checks: removed from the folder, recorded with the reason."""
@@ -410,7 +648,7 @@ class Pipeline:
                 break
         else:
             self.attempts.append(Attempt(target=target, converter=conv, status="rejected", reason=reason))
-        self.on_event(Event(target, "rejected", 0.0, f"{conv}: {reason}"))
+        self._event(Event(target, "rejected", 0.0, f"{conv}: {reason}"))
 
     def _record(self, manifest: Manifest, arts: list[Artifact], att: Attempt) -> None:
         self.attempts.append(att)
@@ -418,31 +656,35 @@ class Pipeline:
             manifest.put(a)
 
     def _copy_onnx(self, io: IOSpec) -> tuple[list[Artifact], Attempt]:
-        """The user's .onnx is copied into the folder (never converted in place)."""
+        """The user's .onnx is copied into the folder (never converted in place). External data files
+        (checked to stay inside the model's folder) go under model.onnx.data/, the copy's locations
+        pointing there; the manifest records each with its sha256."""
         from edgeport.convert.base import tool_versions
+        from edgeport.convert.onnx_data import DATA_DIR, copy_with_data
 
         dst = self.out / "model.onnx"
-        if not (dst.exists() and sha256_path(dst) == self.ref.sha256):
+        rels: list[str] = []
+        if not (dst.exists() and sha256_path(dst) == self.ref.sha256 and not (self.out / DATA_DIR).exists()):
             with staging_dir(self.out) as staging:
-                shutil.copyfile(self.ref.path, staging / "model.onnx")
+                written = copy_with_data(self.ref.path, staging, "model.onnx", data_dir=DATA_DIR)
+                if len(written) > 1:
+                    install_path(staging / DATA_DIR, self.out / DATA_DIR)
+                elif (self.out / DATA_DIR).is_dir():
+                    shutil.rmtree(self.out / DATA_DIR)
+                rels = [w.relative_to(staging).as_posix() for w in written[1:]]
                 install_path(staging / "model.onnx", dst)
-        art = Artifact(name="onnx", format="onnx", path="model.onnx", sha256=sha256_path(dst), size_bytes=path_size(dst),
-                       converter="copy", parent=None, io=io, tools=tool_versions("onnx"),
-                       notes=[f"copied from {self.ref.path}"])
+        data = {rel: sha256_path(self.out / rel) for rel in rels}
+        notes = [f"copied from {self.ref.path}"]
+        if data:
+            notes.append(f"external data copied into {DATA_DIR}/: {', '.join(sorted(data))}")
+        art = Artifact(name="onnx", format="onnx", path="model.onnx", sha256=sha256_path(dst),
+                       size_bytes=path_size(dst) + sum(path_size(self.out / r) for r in data),
+                       converter="copy", parent=None, io=io, tools=tool_versions("onnx"), notes=notes, data_files=data)
         return [art], Attempt(target="onnx", converter="copy", status="kept", artifact="onnx")
 
 
 def _has_artifacts(out: Path) -> bool:
     return any(p.name not in (STATE_DIR,) and not p.name.startswith(".staging-") for p in out.iterdir())
-
-
-def _onnx_tf_installed() -> bool:
-    from edgeport.backends import isolated_status
-
-    try:
-        return bool(isolated_status("onnx-tf").get("installed"))
-    except Exception:  # noqa: BLE001 - a broken backend folder counts as not installed, and says so on use
-        return False
 
 
 def _file_digest(path: str | None) -> str | None:
@@ -456,7 +698,10 @@ def _file_digest(path: str | None) -> str | None:
 
 def convert(ref: ModelRef, out: str | os.PathLike, options: ConvertOptions,
             on_event: Callable[[Event], None] | None = None) -> ConvertResult:
-    """Convert ``ref`` into ``out``; see the module docstring."""
-    return Pipeline(ref, Path(out), options, on_event).run()
+    """Convert ``ref`` into ``out``; see the module docstring. Ctrl-C stops every step's worker at once."""
+    from edgeport.worker import stop_workers_on_ctrl_c
+
+    with stop_workers_on_ctrl_c():
+        return Pipeline(ref, Path(out), options, on_event).run()
 
 

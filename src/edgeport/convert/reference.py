@@ -4,69 +4,42 @@ The reference holds S samples: sample 0 is the factory's own example input when 
 the rest are seeded random inputs from the input specs. Outputs come from PyTorch eager (or ONNX
 Runtime when the source is an .onnx file). Declared dynamic dimensions are probed: the model runs a
 second time with every dynamic size changed, which both proves it accepts other sizes and tells which
-output dimensions follow which input dimension.
+output dimensions follow which input dimension. Output names follow :mod:`edgeport.forward_io`
+(dict keys and field names kept, nested paths joined with ``.``).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edgeport.convert.base import tool_versions
 from edgeport.errors import ModelError, UsageError
+from edgeport.forward_io import call_forward, named_outputs
 from edgeport.models import ModelRef, load_model, make_feed, resolve_input_specs
 from edgeport.refdata import save_reference
 from edgeport.spec import IOSpec, TensorSpec, default_layout
 
-MAX_OUTPUTS = 64
 
-
-def _flatten_outputs(out: Any, declared: list[str] | None) -> list[tuple[str, Any]]:
+def _run_torch(module, feed: dict[str, np.ndarray], declared: list[str] | None) -> list[tuple[str, np.ndarray]]:
+    """Run forward on ``feed`` (inputs bound by :func:`edgeport.forward_io.call_forward`), outputs named."""
     import torch
 
-    if out is None:
-        raise ModelError("the model's forward returned None", "return a tensor, a tuple of tensors or a dict of tensors")
-    if isinstance(out, torch.Tensor):
-        items = [(None, out)]
-    elif isinstance(out, (tuple, list)):
-        items = [(None, o) for o in out]
-    elif isinstance(out, dict):
-        items = [(str(k), v) for k, v in out.items()]
-    else:
-        raise ModelError(f"the model's forward returned a {type(out).__name__}", "return a tensor, a tuple of tensors or a dict of tensors")
-    if not items:
-        raise ModelError("the model's forward returned no tensors", "return at least one tensor")
-    if len(items) > MAX_OUTPUTS:
-        raise ModelError(f"the model returns {len(items)} outputs", f"return at most {MAX_OUTPUTS} tensors")
-    for i, (_, v) in enumerate(items):
-        if not isinstance(v, torch.Tensor):
-            what = "a nested structure" if isinstance(v, (tuple, list, dict)) else type(v).__name__
-            raise ModelError(f"output {i} of the model is {what}, not a tensor",
-                             "return a flat tuple (or dict) of tensors; flatten nested outputs in forward")
-    if declared and len(declared) == len(items) and all(k is None for k, _ in items):
-        return list(zip(declared, [v for _, v in items]))
-    if len(items) == 1 and items[0][0] is None:
-        return [("output", items[0][1])]
-    return [(k if k is not None else f"output_{i}", v) for i, (k, v) in enumerate(items)]
-
-
-def _run_torch(module, arrays: list[np.ndarray], declared: list[str] | None) -> list[tuple[str, np.ndarray]]:
-    import torch
-
+    names = list(feed)
+    arrays = [feed[n] for n in names]
     tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
     try:
         with torch.no_grad():
-            out = module(*tensors)
+            out = call_forward(module, names, tensors)
     except Exception as exc:  # noqa: BLE001 - the user's forward failed on these inputs
         shapes = ", ".join(f"{tuple(a.shape)}:{a.dtype}" for a in arrays)
         msg = " ".join(str(exc).split())[:200]
         raise ModelError(f"the model's forward failed on inputs [{shapes}]: {type(exc).__name__}: {msg}",
                          "check the --input shapes and dtypes against what forward expects") from None
     return [(n, v.detach().cpu().float().numpy() if v.dtype == torch.bfloat16 else v.detach().cpu().numpy())
-            for n, v in _flatten_outputs(out, declared)]
+            for n, v in named_outputs(out, declared)]
 
 
 def _check_finite(outputs: list[tuple[str, np.ndarray]], k: int) -> None:
@@ -101,7 +74,7 @@ def run(*, staging: str, out_dir: str, model: dict, io: dict, dims: dict, refere
 
     outputs = []
     for k, feed in enumerate(feeds):
-        out = _run_torch(loaded.module, [feed[s.name] for s in specs], declared)
+        out = _run_torch(loaded.module, {s.name: feed[s.name] for s in specs}, declared)
         _check_finite(out, k)
         outputs.append(out)
     names = [n for n, _ in outputs[0]]
@@ -119,13 +92,32 @@ def run(*, staging: str, out_dir: str, model: dict, io: dict, dims: dict, refere
         layout = default_layout(v.ndim) if v.ndim == 4 and v.dtype.kind == "f" else None
         out_specs.append(TensorSpec(name=n, shape=tuple(shape), dtype=str(v.dtype), layout=layout, ref_name=n))
     save_reference(Path(staging) / "reference.npz", feeds, [dict(o) for o in outputs])
-    return {
+    result = {
         "io": IOSpec(inputs=in_specs, outputs=out_specs).to_json(),
         "dims": dims,
         "samples": len(feeds),
         "runtime": "torch_eager",
         "tools": tool_versions("torch", "numpy"),
     }
+    if dynamic:
+        result.update(_other_sizes(loaded.module, specs, {d: dims[d] for d in dynamic}, declared, staging, ref.seed,
+                                   int_ranges))
+    return result
+
+
+def _other_sizes(module, specs, dims, declared, staging, seed, int_ranges) -> dict:
+    """Samples at other sizes of the dynamic dims (reference-sizes.npz; see edgeport.convert.sizes)."""
+    from edgeport.convert import sizes
+
+    def run_one(feed):
+        out = _run_torch(module, {s.name: feed[s.name] for s in specs}, declared)
+        return {n: v for n, v in out}
+
+    ins, outs, used, notes = sizes.record(run_one, lambda d, k: make_feed(specs, d, seed=k, int_ranges=int_ranges),
+                                          dims, seed)
+    if ins:
+        save_reference(Path(staging) / sizes.SIZES_NAME, ins, outs)
+    return {"sizes": used, "sizes_notes": notes}
 
 
 def _probe_dynamic(module, specs, dims, declared, shapes, seed, int_ranges):
@@ -133,7 +125,7 @@ def _probe_dynamic(module, specs, dims, declared, shapes, seed, int_ranges):
     alt = {d: v + 1 for d, v in dims.items()}
     feed = make_feed(specs, alt, seed=seed + 99, int_ranges=int_ranges)
     try:
-        out2 = _run_torch(module, [feed[s.name] for s in specs], declared)
+        out2 = _run_torch(module, {s.name: feed[s.name] for s in specs}, declared)
     except ModelError as exc:
         raise ModelError(f"the model does not accept other sizes for its dynamic dimensions {sorted(dims)}: {exc.message}",
                          "use a fixed size (a number instead of a letter) in --input") from None
@@ -167,38 +159,19 @@ def ort_message(exc: BaseException, limit: int = 240) -> str:
     return text[:limit] or type(exc).__name__
 
 
-def _check_external_data(proto, path: Path) -> None:
-    """External tensor data must stay inside the model's folder; edgeport does not follow it elsewhere."""
-    from onnx.external_data_helper import uses_external_data
-
-    from edgeport.errors import SecurityError
-
-    root = path.resolve().parent
-    for init in proto.graph.initializer:
-        if not uses_external_data(init):
-            continue
-        location = next((e.value for e in init.external_data if e.key == "location"), "")
-        target = (root / location).resolve()
-        if location.startswith("/") or (target != root and root not in target.parents):
-            raise SecurityError(f"ONNX initializer {init.name!r} points at external data outside the model folder ({location!r})",
-                                "keep external data files next to the model, or save it without external data")
-        if not target.is_file():
-            raise ModelError(f"ONNX external data file {location!r} for {init.name!r} is missing", "copy it next to the model")
-        raise UsageError(f"{path.name} stores its weights as external data, which edgeport does not convert yet",
-                         "save it as one file: onnx.save(onnx.load(path), out, save_as_external_data=False)")
-
-
 def _run_onnx(ref: ModelRef, staging: str, samples: int, options: dict) -> dict:
     """Reference for an .onnx source: ONNX Runtime on the file itself (a copy is never needed: read-only)."""
     import onnx
     import onnxruntime as ort
+
+    from edgeport.convert.onnx_data import external_files
 
     try:
         proto = onnx.load(ref.path, load_external_data=False)
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"{ref.path} is not a readable ONNX model: {type(exc).__name__}: {str(exc)[:120]}",
                          "re-export it with torch.onnx.export") from None
-    _check_external_data(proto, Path(ref.path))
+    external_files(ref.path, proto)  # data files must sit inside the model's folder; ONNX Runtime reads them there
     init_names = {i.name for i in proto.graph.initializer}
     user = {s["name"]: TensorSpec.from_json(s) for s in (ref.inputs or [])}
     specs: list[TensorSpec] = []

@@ -10,8 +10,10 @@ still run. This module imports numpy only; torch, ONNX Runtime and TensorFlow lo
 
 The reference is PyTorch eager on the model reference (``--reference`` picks another runtime or an
 artifact). Its own row checks it against the outputs stored in reference.npz at convert time (so a
-model whose code changed since is caught). When the reference cannot run here (no torch on a device)
-and no inputs were asked for, the stored samples of reference.npz and their outputs are used instead.
+model whose code changed since is caught), with the scale rule of :mod:`edgeport.tolerance` at no less
+than the default tolerance, so float noise between two processes never fails it. When the reference
+cannot run here (no torch on a device) and no inputs were asked for, the stored samples of
+reference.npz and their outputs are used instead.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from edgeport.spec import IOSpec
 from edgeport.validate.config import ToleranceConfig, kind_of
 from edgeport.validate.data import Feeds, image_feeds, int_ranges_from, npz_feeds, random_feeds, save_samples, load_samples
 from edgeport.validate.metrics import OutputComparison, compare_samples, json_number
+from edgeport.validate.worst import worst_output
 
 SCHEMA = "edgeport.validate/1"
 PASS, FAIL, ERROR, CRASH, TIMEOUT, SKIPPED = "pass", "fail", "error", "crash", "timeout", "skipped"
@@ -119,6 +122,8 @@ class TargetResult:
     compared_with: str = ""
     outputs: list[OutputComparison] = field(default_factory=list)
     log_tail: str = ""
+    delegation: dict[str, Any] | None = None  # .tflite: edgeport.runtimes.tflite_delegation report
+    sizes: dict[str, Any] | None = None  # checked at other sizes of the dynamic dims (see _check_sizes)
 
     def __bool__(self) -> bool:
         return self.status in (PASS, SKIPPED)
@@ -140,6 +145,10 @@ class TargetResult:
         }
         if self.status in FAILED_TO_RUN and self.log_tail:
             d["log_tail"] = self.log_tail[-2000:]
+        if self.delegation is not None:
+            d["delegation"] = self.delegation
+        if self.sizes is not None:
+            d["sizes"] = self.sizes
         return d
 
 
@@ -171,6 +180,7 @@ class ValidationReport:
     tolerances: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    worst: dict[str, Any] | None = field(default=None, repr=False)  # the worst output's values (not in to_json)
 
     @property
     def ran(self) -> list[TargetResult]:
@@ -378,7 +388,58 @@ def validate_dir(out: str | os.PathLike, opts: ValidateOptions | None = None) ->
             notes.append(f"reference.npz unusable: {exc.message}")
     items = [(a, manifest.abspath(a)) for a in arts]
     return _validate(str(manifest.root), items, manifest.io, manifest.dims, stored_in, stored_out,
-                     manifest.reference.get("runtime", "torch_eager"), opts, notes)
+                     manifest.reference.get("runtime", "torch_eager"), opts, notes, _stored_sizes(manifest, opts, notes))
+
+
+def _stored_sizes(manifest: Manifest, opts: ValidateOptions, notes: list[str]) -> SizeSamples | None:
+    """The samples at other sizes of the dynamic dims recorded at convert time (edgeport.convert.sizes)."""
+    info = manifest.reference.get("sizes") or {}
+    if not info.get("path") or opts.samples or opts.inputs_npz or opts.images:
+        return None  # user-given inputs replace the stored samples, and with them the other sizes
+    path = Path(manifest.root) / info["path"]
+    try:
+        ins, outs = load_reference(path)
+    except InputError as exc:
+        notes.append(f"{info['path']} unusable, dynamic dims checked at the reference size only: {exc.message}")
+        return None
+    return SizeSamples(ins, outs, list(info.get("dims") or []))
+
+
+@dataclass
+class SizeSamples:
+    inputs: list[Sample]
+    outputs: list[Sample]
+    dims: list[dict[str, int]]
+
+
+def _check_sizes(results: dict[str, TargetResult], runnable: list[Target], ref_target: Target | None,
+                 sizes: SizeSamples, runner: "Runner", opts: ValidateOptions, names: list[str]) -> None:
+    """Feed every artifact that keeps the dynamic dims the samples at other sizes; one sample per comparison."""
+    from edgeport.convert.sizes import dynamic_inputs
+
+    for t in runnable:
+        tr = results[t.key]
+        if t is ref_target or tr.status != PASS:
+            continue
+        if not dynamic_inputs(t.artifact.io):
+            tr.sizes = {"checked": False, "dims": sizes.dims,
+                        "note": "dynamic dims fixed by the converter: checked at the reference size only"}
+            continue
+        outcome = runner.run(t, sizes.inputs)
+        if outcome.status != "ok" or outcome.outputs is None:
+            tr.status, tr.reason = FAIL, f"does not run at other sizes {sizes.dims}: {outcome.reason}"
+            tr.sizes = {"checked": True, "dims": sizes.dims, "passed": False}
+            continue
+        tol = opts.tolerances.for_artifact(t.artifact.variant)
+        failed = []
+        for k, (ref, got) in enumerate(zip(sizes.outputs, outcome.outputs)):
+            comps = compare_samples([ref], [got], tol, names)
+            if not all(comps):
+                bad = next(c for c in comps if not c)
+                failed.append(f"{sizes.dims[k] if k < len(sizes.dims) else k}: output {bad.name!r} {'; '.join(bad.failures)}")
+        tr.sizes = {"checked": True, "dims": sizes.dims, "passed": not failed}
+        if failed:
+            tr.status, tr.reason = FAIL, f"at other sizes of the dynamic dims, {failed[0]}"
 
 
 @dataclass
@@ -427,7 +488,7 @@ def _plan(items: list[tuple[Artifact, Path]], opts: ValidateOptions) -> _Plan:
 
 def _validate(root: str, items: list[tuple[Artifact, Path]], io: IOSpec, dims: dict[str, int],
               stored_in: list[Sample] | None, stored_out: list[Sample] | None, default_ref: str,
-              opts: ValidateOptions, notes: list[str]) -> ValidationReport:
+              opts: ValidateOptions, notes: list[str], sizes: "SizeSamples | None" = None) -> ValidationReport:
     t_start = time.perf_counter()
     progress = opts.progress or (lambda s: None)
     plan = _plan(items, opts)
@@ -456,16 +517,23 @@ def _validate(root: str, items: list[tuple[Artifact, Path]], io: IOSpec, dims: d
             for t, outcome in zip(others, outcomes):
                 tr = results[t.key]
                 _apply_outcome(tr, outcome)
+                if outcome.status == "ok" and t.artifact.format == "tflite":
+                    from edgeport.runtimes.tflite_delegation import delegation_in_worker
+
+                    tr.delegation = delegation_in_worker(t.path, opts.threads, opts.timeout)
                 if outcome.status == "ok" and outcome.outputs is not None:
                     outputs[t.key] = outcome.outputs
                     tr.outputs = compare_samples(ref_outputs, outcome.outputs, opts.tolerances.for_artifact(t.artifact.variant), names)
                     tr.status = PASS if all(tr.outputs) else FAIL
                     tr.compared_with = "reference"
+            if sizes is not None and sizes.inputs:
+                _check_sizes(results, others, ref_target, sizes, runner, opts, names)
         else:
             for t in runnable:
                 if t is not ref_target:
                     results[t.key].reason = "not run: the reference failed"
         stages = _stages(targets, arts, outputs, ref_outputs, ref_target, opts) if ref_outputs is not None else []
+        worst = worst_output(list(results.values()), outputs, ref_outputs)
         localizations: list[dict[str, Any]] = []
         if opts.localize:
             localizations = _localize(list(results.values()), targets, arts, feeds, io, ref_target, Path(tmpd), opts, notes)
@@ -480,6 +548,7 @@ def _validate(root: str, items: list[tuple[Artifact, Path]], io: IOSpec, dims: d
         tolerances=opts.tolerances.to_json(),
         notes=notes + feeds.notes,
         seconds=time.perf_counter() - t_start,
+        worst=worst,
     )
     return report
 
@@ -559,7 +628,7 @@ def _run_reference(t: Target, feeds: Feeds, stored_in: list[Sample] | None, stor
         got = outcome.outputs[len(feeds.samples):] if extra else ref_outputs
         names = list(check_out[0].keys())
         try:
-            tr.outputs = compare_samples(check_out, got, opts.tolerances.for_artifact(t.artifact.variant), names)
+            tr.outputs = compare_samples(check_out, got, opts.tolerances.for_reference_check(t.artifact.variant), names)
         except (KeyError, ValueError) as exc:
             tr.outputs = []
             tr.reason = f"cannot compare with reference.npz: {exc}"
@@ -618,7 +687,8 @@ def _stages(targets: list[Target], arts: dict[str, Artifact], outputs: dict[str,
 
 def _localize(rows: list[TargetResult], targets: list[Target], arts: dict[str, Artifact], feeds: Feeds, io: IOSpec,
               ref_target: Target | None, tmp: Path, opts: ValidateOptions, notes: list[str]) -> list[dict[str, Any]]:
-    """Run divergence localization for failing ONNX (vs PyTorch) and TFLite (vs ONNX Runtime) rows."""
+    """Run divergence localization for failing ONNX (vs PyTorch) and TFLite (vs ONNX Runtime) rows, and for an
+    ONNX or TFLite row whose parent has the same format (two files: vs the first)."""
     from edgeport.worker import run_in_worker
 
     failing = [r for r in rows if r.status == FAIL and r.role == "candidate"]
@@ -638,7 +708,12 @@ def _localize(rows: list[TargetResult], targets: list[Target], arts: dict[str, A
         art = arts[r.artifact]
         tol = opts.tolerances.resolve(art.variant, r.outputs[0].name if r.outputs else "")
         job: dict[str, Any] = {"feed": str(feed_path), "atol": tol.atol, "rtol": tol.rtol}
-        if art.format == "onnx":
+        parent = arts.get(art.parent) if art.parent else None
+        if parent is not None and parent.format == art.format and art.format in ("onnx", "tflite") and parent.name in by_name:
+            pair = (parent.name, art.name)  # two graphs of one format (validate A.onnx B.onnx): tensor by tensor
+            job.update(mode=f"{art.format}-{art.format}", reference=str(by_name[parent.name].path), reference_io=parent.io.to_json(),
+                       candidate=str(by_name[art.name].path), candidate_io=art.io.to_json())
+        elif art.format == "onnx":
             if torch_art is None or runtime_missing("torch_eager"):
                 notes.append(f"--localize {art.name}: needs PyTorch and the model reference to compare against")
                 continue
