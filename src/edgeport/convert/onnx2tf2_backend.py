@@ -7,7 +7,9 @@ edgeport's own environment, so it runs in a venv edgeport builds (:mod:`edgeport
 through the standalone script ``_onnx2tf2_job.py``; this module is the worker side in edgeport's own
 environment that prepares the job and checks what came back:
 
-- the user's .onnx is never handed over: a private copy is (onnx2tf rewrites its input);
+- the user's .onnx is never handed over: a private copy is (onnx2tf rewrites its input), with LSTMs
+  prepared by :func:`edgeport.convert.onnx_rewrite.prepare_for_onnx2tf2` (else TFLite's fused LSTM keeps
+  its state between calls and the second inference is wrong);
 - inputs: 4-D/5-D become channels-last (onnx2tf's layout), 3-D keep their PyTorch shape, ``keep_layout``
   keeps every input as it is; the layout of every output is measured against the reference
   (:func:`edgeport.convert.check.resolve_io`), never assumed;
@@ -39,6 +41,7 @@ from edgeport.convert.onnx2tf_backend import (
     _write_calibration_file,
     expected_input_perm,
 )
+from edgeport.convert.onnx_rewrite import prepare_for_onnx2tf2
 from edgeport.errors import ConversionError, EdgeportError, InputError, UsageError
 from edgeport.fsutil import sha256_file
 from edgeport.manifest import Artifact
@@ -161,6 +164,9 @@ def run(staging: str, out_dir: str, model: dict[str, Any], io: dict[str, Any], d
         onnx_model = onnx.load(str(src))
     except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, OSError, ...
         raise InputError(f"cannot load {src.name}: {' '.join(str(exc).split())[:200]}", "re-export the ONNX model") from None
+    # LSTMs: a zero initial state computed from the input, so TFLite's fused LSTM keeps no state between calls
+    onnx_model, rewrite_notes = prepare_for_onnx2tf2(onnx_model)
+    notes.extend(rewrite_notes)
     ref_io = IOSpec.from_json(io)
     onnx_inputs, onnx_outputs = _onnx_io(onnx_model)
     if len(onnx_inputs) != len(ref_io.inputs) or len(onnx_outputs) != len(ref_io.outputs):
