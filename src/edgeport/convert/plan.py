@@ -40,7 +40,8 @@ STATE_DIR = ".edgeport"
 CACHE_NAME = "cache.json"
 SELECT = ("fastest", "first")
 PARALLEL_STEPS = 3  # steps from PyTorch run at once (each a worker process; they mostly wait on imports)
-LATENCY_RUNS = 200
+LATENCY_WARMUP = 5  # untimed runs per candidate when auto picks the fastest .tflite
+LATENCY_SECONDS = 0.5  # then timed runs for this long (thousands for a small model, ~20 for a ResNet-18)
 LATENCY_TIE = 0.03  # candidates within 3 % of the fastest count as tied: the one earlier in auto order is kept  # timed runs per candidate when auto picks the fastest .tflite (after 20 warm-up runs)
 
 
@@ -563,7 +564,8 @@ class Pipeline:
         return dynamic
 
     def _fastest(self, passing: list[tuple[str, Artifact]]) -> tuple[str, Artifact]:
-        """Measure each passing .tflite at 1 thread (same feed, same loop as ``edgeport bench``); keep the fastest."""
+        """Measure each passing .tflite at 1 thread (same feed, same timing loop as ``edgeport bench``, for
+        LATENCY_SECONDS after LATENCY_WARMUP runs); keep the fastest."""
         from edgeport.refdata import load_reference
         from edgeport.validate.data import save_samples
 
@@ -573,7 +575,7 @@ class Pipeline:
         for conv, art in passing:
             res = run_in_worker("edgeport.bench.latency:bench_job", {
                 "runtime": "tflite", "path": str(self.out / art.path), "io": art.io.to_json(), "feeds": str(feeds),
-                "threads": 1, "warmup": 20, "runs": LATENCY_RUNS}, timeout=300,
+                "threads": 1, "warmup": LATENCY_WARMUP, "seconds": LATENCY_SECONDS}, timeout=300,
                 env={"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1"},
                 log_path=self.out / STATE_DIR / "logs" / f"latency-{conv}.log")
             if res.ok:
