@@ -400,28 +400,11 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def _install_network_guard() -> None:
-    """Refuse connections to anything but this machine: edgeport never downloads at run time."""
-    if os.environ.get("EDGEPORT_ALLOW_NETWORK") == "1":
-        return
-    import socket
+    """Refuse connections to anything but this machine: edgeport never downloads at run time. The rule is
+    the one the managed environments' job scripts install (stdlib only, so they can share it)."""
+    from edgeport.convert._job_protocol import install_network_guard
 
-    def local(host: object) -> bool:
-        h = str(host)
-        return h in ("localhost", "", "::1", "0.0.0.0", "::") or h.startswith("127.")
-
-    def hook(event: str, args: tuple) -> None:
-        if event == "socket.connect":
-            sock, address = args[0], args[1]
-            if getattr(sock, "family", None) == socket.AF_UNIX:
-                return
-            host = address[0] if isinstance(address, tuple) and address else address
-            if not local(host):
-                raise ConnectionRefusedError(f"edgeport runs offline: refused a network connection to {address!r}")
-        elif event == "socket.getaddrinfo":
-            if args and not local(args[0]):
-                raise ConnectionRefusedError(f"edgeport runs offline: refused to resolve {args[0]!r}")
-
-    sys.addaudithook(hook)
+    install_network_guard()
 
 
 def _die_with_parent() -> None:

@@ -40,9 +40,10 @@ from edgeport.convert.onnx2tf_backend import (
     _with_torch_layers,
     _write_calibration_file,
     expected_input_perm,
+    load_parent,
 )
 from edgeport.convert.onnx_rewrite import prepare_for_onnx2tf2
-from edgeport.errors import ConversionError, EdgeportError, InputError, UsageError
+from edgeport.errors import ConversionError, EdgeportError
 from edgeport.fsutil import sha256_file
 from edgeport.manifest import Artifact
 from edgeport.refdata import load_reference
@@ -151,27 +152,15 @@ def run(staging: str, out_dir: str, model: dict[str, Any], io: dict[str, Any], d
         parent_path: str | None = None, parent_io: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
         **extra: Any) -> dict[str, Any]:
     """Worker entry (see :class:`edgeport.convert.base.StepJob`): ONNX -> .tflite and/or SavedModel."""
-    import onnx
-
     t_start = time.perf_counter()
     opts, ignored = Onnx2TfOptions.from_dict(options)
     notes: list[str] = [f"options not used by onnx2tf: {', '.join(ignored)}"] if ignored else []
-    if not parent_path or not Path(parent_path).is_file():
-        raise UsageError("the onnx2tf step needs the .onnx file", "convert to onnx first")
-    src = Path(parent_path)
-    sha_before = sha256_file(src)
-    try:
-        onnx_model = onnx.load(str(src))
-    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, OSError, ...
-        raise InputError(f"cannot load {src.name}: {' '.join(str(exc).split())[:200]}", "re-export the ONNX model") from None
+    ref_io = IOSpec.from_json(io)
+    src, sha_before, onnx_model = load_parent(parent_path, ref_io, "onnx2tf 2.x")
     # LSTMs: a zero initial state computed from the input, so TFLite's fused LSTM keeps no state between calls
     onnx_model, rewrite_notes = prepare_for_onnx2tf2(onnx_model)
     notes.extend(rewrite_notes)
-    ref_io = IOSpec.from_json(io)
     onnx_inputs, onnx_outputs = _onnx_io(onnx_model)
-    if len(onnx_inputs) != len(ref_io.inputs) or len(onnx_outputs) != len(ref_io.outputs):
-        raise ConversionError(f"{src.name} has {len(onnx_inputs)} inputs/{len(onnx_outputs)} outputs, the reference "
-                              f"{len(ref_io.inputs)}/{len(ref_io.outputs)}", "re-export the ONNX model")
     aliases = _aliases(ref_io, parent_io, onnx_inputs, onnx_outputs)
     onnx_to_ref = {a: r for r, names in aliases.items() for a in names}
     dynamic = {i.name: _onnx_shape(i) for i in onnx_inputs if any(not isinstance(d, int) for d in _onnx_shape(i))}

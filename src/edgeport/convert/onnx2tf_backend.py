@@ -400,8 +400,6 @@ def run(
     [{"static_shapes", "pseudo_ops", "why", "seconds", "reason", "flex_ops", "worst_rel", "converted"}]}``.
     Raises ConversionError when no attempt converts.
     """
-    import onnx
-
     t_start = time.perf_counter()
     opts, ignored = Onnx2TfOptions.from_dict(options)
     notes: list[str] = []
@@ -409,24 +407,11 @@ def run(
         notes.append(f"options not used by onnx2tf: {', '.join(ignored)}")
     if extra:
         notes.append(f"job fields not used by onnx2tf: {', '.join(sorted(extra))}")
-    if not parent_path:
-        raise UsageError("the onnx2tf step needs the .onnx file (parent_path)", "convert to onnx first")
-    src = Path(parent_path)
-    if not src.is_file():
-        raise InputError(f"{src} does not exist", "convert to onnx first")
     staging_p = Path(staging)
     staging_p.mkdir(parents=True, exist_ok=True)
     ref_io = IOSpec.from_json(io)
-    sha_before = sha256_file(src)
-    try:
-        onnx_model = onnx.load(str(src))
-    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, OSError, ...
-        raise InputError(f"cannot load {src.name}: {' '.join(str(exc).split())[:200]}", "re-export the ONNX model") from None
+    src, sha_before, onnx_model = load_parent(parent_path, ref_io, "onnx2tf 1.29")
     onnx_inputs, onnx_outputs = _onnx_io(onnx_model)
-    if len(onnx_inputs) != len(ref_io.inputs) or len(onnx_outputs) != len(ref_io.outputs):
-        raise ConversionError(
-            f"{src.name} has {len(onnx_inputs)} inputs/{len(onnx_outputs)} outputs, the reference "
-            f"{len(ref_io.inputs)}/{len(ref_io.outputs)}", "re-export the ONNX model from the same PyTorch model")
     aliases = _aliases(ref_io, parent_io, onnx_inputs, onnx_outputs)
     onnx_to_ref = {a: r for r, names in aliases.items() for a in names}
     op_types = {n.op_type for n in onnx_model.graph.node}
@@ -510,6 +495,31 @@ def run(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {"artifacts": artifacts, "notes": notes, "attempts": [a.to_json() for a in attempts]}
+
+
+def load_parent(parent_path: str | None, ref_io: IOSpec, converter: str) -> tuple[Path, str, Any]:
+    """The parent .onnx (external data folded in), its sha256 before conversion, checked against the reference IO."""
+    import onnx
+
+    from edgeport.convert.onnx_data import fits_one_file
+
+    if not parent_path:
+        raise UsageError(f"the {converter} step needs the .onnx file (parent_path)", "convert to onnx first")
+    src = Path(parent_path)
+    if not src.is_file():
+        raise InputError(f"{src} does not exist", "convert to onnx first")
+    fits_one_file(src, converter=converter, instead="--converter litert-torch (it converts from PyTorch)")
+    sha_before = sha256_file(src)
+    try:
+        model = onnx.load(str(src))
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, OSError, ...
+        raise InputError(f"cannot load {src.name}: {' '.join(str(exc).split())[:200]}", "re-export the ONNX model") from None
+    inputs, outputs = _onnx_io(model)
+    if len(inputs) != len(ref_io.inputs) or len(outputs) != len(ref_io.outputs):
+        raise ConversionError(
+            f"{src.name} has {len(inputs)} inputs/{len(outputs)} outputs, the reference "
+            f"{len(ref_io.inputs)}/{len(ref_io.outputs)}", "re-export the ONNX model from the same PyTorch model")
+    return src, sha_before, model
 
 
 def _retry_unsimplified(att: _Attempt, opts: Onnx2TfOptions, attempts: list[_Attempt], queue: list[_Attempt]) -> bool:

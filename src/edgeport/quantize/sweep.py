@@ -632,22 +632,7 @@ class Sweep:
         if float_layers:
             kwargs["float_layers"] = float_layers
         res = self._worker(AEQ_JOB, kwargs, f"convert-{variant}")
-        self._timed(f"convert {variant}", t0)
-        row.convert_seconds = res.seconds
-        if not res.ok:
-            return self._failed(row, res, "convert")
-        _take_convert_result(row, res.value)
-        try:
-            from edgeport.convert.tflite_inspect import inspect_tflite
-            from edgeport.quantize.tflite_variants import variant_io
-
-            info = inspect_tflite(target)
-            row.ops = dict(info.get("ops", {}))
-            row.io, io_notes = variant_io(src.io, info)
-            row.notes.extend(io_notes)
-        except EdgeportError as exc:
-            row.status, row.stage, row.reason = "error", "convert", exc.one_line()
-        return row
+        return self._tflite_variant_made(row, res, variant, t0, target, src.io)
 
     def _aeq_data(self, src: VariantRow, split: cal.Split, stage: Path) -> dict[str, Any]:
         assert src.io is not None
@@ -772,6 +757,11 @@ class Sweep:
         if keep_float is not None:
             kwargs["keep_float"] = keep_float
         res = self._worker(TFLITE_JOB, kwargs, f"convert-{variant}")
+        return self._tflite_variant_made(row, res, variant, t0, target, sm.io)
+
+    def _tflite_variant_made(self, row: VariantRow, res: Any, variant: str, t0: float, target: Path,
+                             float_io: IOSpec) -> VariantRow:
+        """A .tflite variant's converter worker finished: its result, ops and IO (matched to the float model's)."""
         self._timed(f"convert {variant}", t0)
         row.convert_seconds = res.seconds
         if not res.ok:
@@ -783,7 +773,7 @@ class Sweep:
 
             info = inspect_tflite(target)
             row.ops = dict(info.get("ops", {}))
-            row.io, io_notes = variant_io(sm.io, info)
+            row.io, io_notes = variant_io(float_io, info)
             row.notes.extend(io_notes)
         except EdgeportError as exc:
             row.status, row.stage, row.reason = "error", "convert", exc.one_line()
