@@ -136,7 +136,7 @@ def _run_case(case, tmp_path: Path, converted: Path | None) -> tuple[dict, list[
         problems.append(f"missing {case.fragment!r} in the report")
     if case.out_must_not_exist and out.exists():
         problems.append(f"left {sorted(p.name for p in out.iterdir()) if out.is_dir() else 'a file'} behind")
-    if out_copy is not None and _snapshot(out_copy) != out_before:
+    if out_copy is not None and _without_results(_snapshot(out_copy)) != _without_results(out_before):
         problems.append(f"modified the converted folder: {_diff(out_before, _snapshot(out_copy))}")
     # not ours, and not output: ONNX Runtime's telemetry library drops a session-id file (.ses) into TMPDIR when it
     # is imported; torch.export.load creates its compile cache folder (torchinductor_USER) there
@@ -156,6 +156,16 @@ def _snapshot(d: Path) -> dict[str, tuple[int, int]]:
         if not p.is_dir() or p.is_symlink():
             out[str(p.relative_to(d))] = (st.st_size, st.st_mtime_ns)
     return out
+
+
+def _without_results(snap: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """validate and bench keep their latest result in OUT and refresh OUT/report.html, also after a failed row
+    (exit 3 is a result): those files are theirs to write; nothing else in the folder may change."""
+    from edgeport.report.page import FILES_DIR, PAGE_NAME
+    from edgeport.report.state import RESULT_NAMES, STATE_DIR, WORST_NAME
+
+    ours = {PAGE_NAME, *(f"{STATE_DIR}/{n}" for n in (*RESULT_NAMES.values(), WORST_NAME))}
+    return {k: v for k, v in snap.items() if k not in ours and not k.startswith(f"{FILES_DIR}/")}
 
 
 def _diff(a: dict, b: dict) -> str:

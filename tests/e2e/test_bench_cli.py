@@ -38,7 +38,7 @@ def out(tmp_path_factory) -> Path:
 def bench_json(out, tmp_path_factory) -> dict:
     """One full bench run (every artifact x runtime) with every output format requested."""
     work = tmp_path_factory.mktemp("bench")
-    (out / "report.html").write_text("<html><body><h1>parity</h1></body></html>")
+    (out / "validate.html").write_text("<html><body><h1>parity</h1></body></html>")  # validate --html wrote it
     r = run_cli("bench", str(out), *FAST, "--json", str(work / "b.json"), "--markdown", str(work / "b.md"),
                 "--plot", str(work / "b.png"))
     assert r.code == 0, r.output
@@ -76,8 +76,11 @@ def test_markdown_plot_and_html_report(bench_json, out):
     for art, rt in FULL:
         assert f"| {art} | {rt} | 1 |" in md
     assert (work / "b.png").read_bytes().startswith(b"\x89PNG")
-    page = (out / "report.html").read_text()
+    page = (out / "validate.html").read_text()  # bench adds its section to validate's HTML report
     assert "<h1>parity</h1>" in page and "edgeport-bench:begin" in page and "data:image/png;base64," in page
+    folder_page = (out / "report.html").read_text()  # and OUT/report.html shows the latest run's latency
+    assert '<section id="latency">' in folder_page and "report_files/latency.png" in folder_page
+    assert (out / "report_files" / "latency.png").read_bytes().startswith(b"\x89PNG")
     assert "fastest" in bench_json["_stdout"]
 
 

@@ -32,7 +32,7 @@ def test_auto_order_drops_what_cannot_run():
 @pytest.mark.parametrize("converter,targets,torch_source,text", [
     ("nope", ("tflite",), True, "unknown converter 'nope'"),
     ("litert-torch", ("tflite",), False, "converts from PyTorch"),
-    ("litert-torch", ("saved_model", "tflite"), True, "makes no saved_model"),
+    ("litert-torch", ("saved_model", "tflite"), True, "makes no SavedModel"),
 ])
 def test_explicit_order_errors_are_one_line(converter, targets, torch_source, text):
     with pytest.raises(UsageError) as info:

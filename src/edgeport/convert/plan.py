@@ -118,7 +118,8 @@ def _converter_order(targets: tuple[str, ...], converter: str, torch_source: boo
         order[target] = [n for n in names if target in CONVERTERS[n].targets]
         if not order[target]:
             makers = ", ".join(c.name for c in tf_converters(target))
-            raise UsageError(f"--converter {converter} makes no {target}", f"add one of {makers}, or use --converter auto")
+            what = "SavedModel" if target == "saved_model" else ".tflite"
+            raise UsageError(f"--converter {converter} makes no {what}", f"add one of {makers}, or use --converter auto")
     return order
 
 

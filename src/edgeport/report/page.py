@@ -49,7 +49,7 @@ def update_report(out_dir: str | os.PathLike) -> Path:
     for name in PLOTS.values():  # a plot this run did not draw is stale
         if f"{FILES_DIR}/{name}" not in made.values():
             (files / name).unlink(missing_ok=True)
-    ctx["plots"] = made
+    ctx["plots"] = {name: made.get(name) for name in PLOTS}  # every plot named, None when not drawn
     page = out / PAGE_NAME
     atomic_write_text(page, _render(ctx))
     return page
