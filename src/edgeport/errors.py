@@ -73,12 +73,6 @@ class RuntimeFailure(EdgeportError):
     exit_code = EXIT_FAILED
 
 
-class CheckFailed(EdgeportError):
-    """A check (parity, regression gate) failed."""
-
-    exit_code = EXIT_CHECK_FAILED
-
-
 _BY_NAME = {
     c.__name__: c
     for c in (
@@ -91,6 +85,5 @@ _BY_NAME = {
         SecurityError,
         ConversionError,
         RuntimeFailure,
-        CheckFailed,
     )
 }

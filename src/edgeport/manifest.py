@@ -16,8 +16,8 @@ from typing import Any
 
 from edgeport import __version__
 from edgeport.errors import ManifestError
-from edgeport.fsutil import atomic_write_json, path_size, sha256_path
-from edgeport.spec import IOSpec, TensorSpec
+from edgeport.fsutil import atomic_write_json, sha256_path
+from edgeport.spec import IOSpec
 
 SCHEMA = "edgeport.manifest/1"
 MANIFEST_NAME = "manifest.json"
@@ -237,12 +237,3 @@ class Manifest:
             elif self.reference.get("sha256") and sha256_path(rp) != self.reference["sha256"]:
                 problems.append(f"reference: {self.reference['path']} does not match its sha256")
         return problems
-
-
-def describe_file(root: Path, rel: str) -> tuple[str, int]:
-    p = root / rel
-    return sha256_path(p), path_size(p)
-
-
-def tensor_specs(items: list[dict]) -> list[TensorSpec]:
-    return [TensorSpec.from_json(i) for i in items]

@@ -31,7 +31,6 @@ from edgeport.fsutil import sha256_file
 from edgeport.spec import DEFAULT_DYNAMIC_SIZE, TensorSpec, default_layout, parse_input_spec
 
 MAX_SAMPLE_ELEMENTS = 1 << 27  # 512 MiB of float32 per input
-KINDS = ("python_file", "module", "sample", "torchscript", "exported_program", "onnx")
 _ATTR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 

@@ -67,10 +67,6 @@ def parse_shape(text: str) -> tuple[Dim, ...]:
     return tuple(dims)
 
 
-def format_shape(shape: Sequence[Dim]) -> str:
-    return "x".join(str(d) for d in shape) if len(shape) else "scalar"
-
-
 @dataclass(frozen=True)
 class TensorSpec:
     name: str

@@ -33,11 +33,13 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from edgeport.errors import ConversionError
+from edgeport.quantize.tflite_variants import (calibrated_tensor_names, debug_dataset_fn, first_line, import_tensorflow,
+                                             make_converter, tensor_matches_name, tflite_consumers)
 from edgeport.spec import IOSpec
 
 RANK_KEYS = ("snr_db", "rmse_scale", "mse", "mean_abs", "max_abs")
@@ -138,60 +140,8 @@ def tflite_schema() -> Any:
     return schema
 
 
-def calibrated_tensor_names(model: bytes) -> set[str]:
-    """Every tensor name in a .tflite flatbuffer (without TensorFlow)."""
-    schema = tflite_schema()
-    m = schema.Model.GetRootAs(model, 0)
-    names: set[str] = set()
-    for s in range(m.SubgraphsLength()):
-        sg = m.Subgraphs(s)
-        for i in range(sg.TensorsLength()):
-            n = sg.Tensors(i).Name()
-            if n:
-                names.add(n.decode("utf-8", "replace"))
-    return names
-
-
-def tflite_consumers(model: bytes) -> dict[str, list[str]]:
-    """Tensor name -> output tensor names of the ops consuming it (subgraph 0 of a .tflite flatbuffer)."""
-    m = tflite_schema().Model.GetRootAs(model, 0)
-    if not m.SubgraphsLength():
-        return {}
-    sg = m.Subgraphs(0)
-
-    def name(i: int) -> str:
-        return (sg.Tensors(int(i)).Name() or b"").decode("utf-8", "replace")
-
-    consumers: dict[str, list[str]] = {}
-    for k in range(sg.OperatorsLength()):
-        op = sg.Operators(k)
-        outs = [name(i) for i in (op.OutputsAsNumpy() if op.OutputsLength() else []) if i >= 0]
-        for i in (op.InputsAsNumpy() if op.InputsLength() else []):
-            if i >= 0:
-                consumers.setdefault(name(i), []).extend(o for o in outs if o not in consumers.get(name(i), []))
-    return consumers
-
-
-def debug_dataset_fn(samples: Sequence[dict[str, np.ndarray]], io: IOSpec,
-                     order: list[str] | None = None) -> Callable[[], Iterator[list[np.ndarray]]]:
-    """The debugger wants lists of arrays in the interpreter's input order; ``order`` (filled later) gives it."""
-    from edgeport.quantize.calibration import to_artifact
-
-    feeds = [to_artifact(s, io) for s in samples]
-    default = [s.name for s in io.inputs]
-
-    def gen() -> Iterator[list[np.ndarray]]:
-        names = order or default
-        for f in feeds:
-            yield [f[n] for n in names]
-
-    return gen
-
-
 def _input_order(tf: Any, model: bytes, io: IOSpec) -> list[str]:
     """Spec input names in the order the model's interpreter lists its inputs."""
-    from edgeport.quantize.tflite_variants import tensor_matches_name
-
     interp = tf.lite.Interpreter(model_content=model)
     details = interp.get_input_details()
     sig_inputs: dict[str, int] = {}
@@ -224,8 +174,6 @@ class DebugRun:
 
 def layer_errors(saved_model: str, io: IOSpec, calibration: str, samples: Sequence[dict[str, np.ndarray]]) -> DebugRun:
     """Per-layer errors of the full-int8 quantization of ``saved_model`` on ``samples`` (reference layout)."""
-    from edgeport.quantize.tflite_variants import first_line, import_tensorflow, make_converter
-
     tf = import_tensorflow()
     conv = make_converter(saved_model, "int8", io, calibration, "float")
     order: list[str] = []
@@ -567,7 +515,6 @@ def debug_job(*, saved_model: str, io: dict[str, Any], calibration: str, debug_s
     used to calibrate) only measures how far activations overflow the calibrated ranges on new inputs.
     """
     from edgeport.quantize.calibration import to_artifact
-    from edgeport.quantize.tflite_variants import import_tensorflow
     from edgeport.validate.data import load_samples
 
     t0 = time.perf_counter()

@@ -27,13 +27,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from edgeport.errors import ConversionError, InputError
 from edgeport.spec import IOSpec, TensorSpec
+from edgeport.tflite_fb import schema_module
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MODES = ("fp32", "fp16", "dynamic-int8", "int8", "int16x8", "int8-keepfloat")
-CALIBRATED = ("int8", "int16x8", "int8-keepfloat")
 IO_DTYPES = ("float", "int8", "uint8")
 
 
@@ -129,8 +132,6 @@ def _keep_float_model(saved_model: str, io: IOSpec, calibration: str | None, io_
     if not names:
         raise InputError("no layers to keep in float", "pass --keep-float N or layer names")
     conv = make_converter(saved_model, "int8-keepfloat", io, calibration, io_dtype)
-    from edgeport.quantize.debug import calibrated_tensor_names, debug_dataset_fn, tflite_consumers
-
     fully = io_dtype == "int8"
     if io_dtype == "uint8":
         notes.append("uint8 model inputs/outputs are not available with float layers: inputs/outputs stay float")
@@ -161,6 +162,55 @@ def _keep_float_model(saved_model: str, io: IOSpec, calibration: str | None, io_
     options.update(keep_float=list(names), io_dtype="int8" if fully else "float")
     notes.append(f"{len(names)} layer(s) kept in float, with the {len(options['float_ops']) - len(names)} op(s) reading their outputs")
     return data
+
+
+def calibrated_tensor_names(model: bytes) -> set[str]:
+    """Every tensor name in a .tflite flatbuffer (without TensorFlow)."""
+    m = schema_module().Model.GetRootAs(model, 0)
+    names: set[str] = set()
+    for s in range(m.SubgraphsLength()):
+        sg = m.Subgraphs(s)
+        for i in range(sg.TensorsLength()):
+            n = sg.Tensors(i).Name()
+            if n:
+                names.add(n.decode("utf-8", "replace"))
+    return names
+
+
+def tflite_consumers(model: bytes) -> dict[str, list[str]]:
+    """Tensor name -> output tensor names of the ops consuming it (subgraph 0 of a .tflite flatbuffer)."""
+    m = schema_module().Model.GetRootAs(model, 0)
+    if not m.SubgraphsLength():
+        return {}
+    sg = m.Subgraphs(0)
+
+    def name(i: int) -> str:
+        return (sg.Tensors(int(i)).Name() or b"").decode("utf-8", "replace")
+
+    consumers: dict[str, list[str]] = {}
+    for k in range(sg.OperatorsLength()):
+        op = sg.Operators(k)
+        outs = [name(i) for i in (op.OutputsAsNumpy() if op.OutputsLength() else []) if i >= 0]
+        for i in (op.InputsAsNumpy() if op.InputsLength() else []):
+            if i >= 0:
+                consumers.setdefault(name(i), []).extend(o for o in outs if o not in consumers.get(name(i), []))
+    return consumers
+
+
+def debug_dataset_fn(samples: Sequence[dict[str, np.ndarray]], io: IOSpec,
+                     order: list[str] | None = None) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """The debugger wants lists of arrays in the interpreter's input order; ``order`` (filled later) gives it."""
+    from edgeport.quantize.calibration import to_artifact
+
+    feeds = [to_artifact(s, io) for s in samples]
+    default = [s.name for s in io.inputs]
+
+    def gen() -> Iterator[list[np.ndarray]]:
+        names = order or default
+        for f in feeds:
+            yield [f[n] for n in names]
+
+    return gen
 
 
 def _tools() -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgeport.errors import RuntimeFailure, UsageError
-from edgeport.spec import IOSpec, TensorSpec, to_artifact_layout, to_reference_layout
+from edgeport.spec import IOSpec, to_artifact_layout, to_reference_layout
 
 
 class Session(ABC):
@@ -74,10 +74,3 @@ class Session(ABC):
 
 def _np_dtype(name: str) -> Any:
     return np.dtype(name) if name != "bfloat16" else np.float32
-
-
-def spec_for(io: IOSpec, name: str) -> TensorSpec:
-    for t in list(io.inputs) + list(io.outputs):
-        if t.name == name:
-            return t
-    raise KeyError(name)

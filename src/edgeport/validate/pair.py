@@ -118,11 +118,26 @@ def fixed_sizes(ref: IOSpec, cand: IOSpec) -> dict[str, int]:
     return dims
 
 
+FORMAT_BY_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".pt": "torchscript", ".pth": "torchscript",
+                    ".ts": "torchscript", ".jit": "torchscript", ".ptl": "torchscript"}
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
+            return "saved_model"
+        if (path / "manifest.json").exists():
+            raise UsageError(f"{path} is an edgeport output folder", f"run edgeport validate {path} (one argument)")
+        raise UsageError(f"{path} is a folder but not a SavedModel", "pass .onnx, .tflite, TorchScript .pt files or a SavedModel folder")
+    fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
+    if fmt is None:
+        raise UsageError(f"cannot tell the format of {path.name}", "pass .onnx, .tflite, TorchScript .pt files or a SavedModel folder")
+    return fmt
+
+
 def describe_pair(pa: Path, pb: Path, opts: Any) -> tuple[Artifact, Artifact, IOSpec, dict[str, int], list[str]]:
     """Artifacts for ``A`` (reference) and ``B`` (aligned to A), the reference IOSpec and sizes for its
     dynamic dimensions."""
-    from edgeport.validate.parity import detect_format
-
     fa, fb = detect_format(pa), detect_format(pb)
     timeout = min(float(opts.timeout), 300.0)
     io_a, io_b = _probe(fa, pa, timeout), _probe(fb, pb, timeout)

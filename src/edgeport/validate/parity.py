@@ -759,22 +759,6 @@ def _ancestor(art: Artifact, arts: dict[str, Artifact], fmt: str) -> Artifact | 
 
 # ------------------------------------------------------------------------------------------ two files
 
-FORMAT_BY_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".pt": "torchscript", ".pth": "torchscript",
-                    ".ts": "torchscript", ".jit": "torchscript", ".ptl": "torchscript"}
-
-
-def detect_format(path: Path) -> str:
-    if path.is_dir():
-        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
-            return "saved_model"
-        if (path / "manifest.json").exists():
-            raise UsageError(f"{path} is an edgeport output folder", f"run edgeport validate {path} (one argument)")
-        raise UsageError(f"{path} is a folder but not a SavedModel", "pass .onnx, .tflite, TorchScript .pt files or a SavedModel folder")
-    fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
-    if fmt is None:
-        raise UsageError(f"cannot tell the format of {path.name}", "pass .onnx, .tflite, TorchScript .pt files or a SavedModel folder")
-    return fmt
-
 
 def validate_files(a: str | os.PathLike, b: str | os.PathLike, opts: ValidateOptions | None = None) -> ValidationReport:
     """Compare model file ``b`` against model file ``a`` (the reference), without a manifest."""
