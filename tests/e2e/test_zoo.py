@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from urllib.parse import unquote
 
 import pytest
 
@@ -43,6 +45,21 @@ def _check_passed(m):
     assert t["ort_p50_ms"] is not None and 0 < t["ort_p50_ms"] < 1000
 
 
+def _zoo_page(out):
+    """OUT/zoo.html's model rows as (name, link target or None); every link must resolve to a file."""
+    html = (out / "zoo.html").read_text(encoding="utf-8")
+    rows = re.findall(r'<tr class="model">\s*<td>(.*?)</td>', html)
+    found = {}
+    for cell in rows:
+        m = re.fullmatch(r'<a href="([^"]+)">(.*)</a>', cell)
+        name = m.group(2) if m else cell
+        target = (out / unquote(m.group(1))).resolve() if m else None
+        assert target is None or target.is_file(), target
+        found[name] = target
+    assert len(found) == len(rows)
+    return found
+
+
 def test_pool_isolates_a_killed_worker_and_rerun_reuses(tmp_path):
     zoo = tmp_path / "zoo.toml"
     zoo.write_text(ZOO)
@@ -59,6 +76,12 @@ def test_pool_isolates_a_killed_worker_and_rerun_reuses(tmp_path):
     assert "victim_dynamic" in r.stdout and "failed" in r.stdout  # the table says which
     junit = (tmp_path / "z.xml").read_text()
     assert junit.count("<testcase") == 2 and 'errors="1"' in junit  # victim: its onnx was not made
+    page = _zoo_page(out)
+    assert list(page) == ["tiny_cnn", "victim_dynamic"]
+    assert page["tiny_cnn"] == (out / "tiny_cnn" / "report.html").resolve()
+    model_page = page["tiny_cnn"].read_text(encoding="utf-8")  # the zoo's results are on the model's own page
+    assert "Not validated yet" not in model_page and "Not benchmarked yet" not in model_page
+    assert 'class="v-failed">failed<' in (out / "zoo.html").read_text(encoding="utf-8")
 
     second = tmp_path / "second.json"
     r2 = run_cli("zoo", str(zoo), "-o", str(out), "--jobs", "2", "--json", str(second), env={"COLUMNS": "220"})
@@ -70,6 +93,9 @@ def test_pool_isolates_a_killed_worker_and_rerun_reuses(tmp_path):
         assert rows2[name]["seconds"] < 5
     assert rows2["victim_dynamic"]["reused"] == []
     _check_passed(rows2["victim_dynamic"])
+    page = _zoo_page(out)  # rewritten by the re-run: now every model has its page
+    assert page == {n: (out / n / "report.html").resolve() for n in ("tiny_cnn", "victim_dynamic")}
+    assert (out / "zoo.html").read_text(encoding="utf-8").count('class="v-pass">pass<') == 2
 
 
 @pytest.mark.slow

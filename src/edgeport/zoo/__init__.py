@@ -4,7 +4,7 @@
     report = run_zoo("zoo.toml", "out/", jobs=2)      # ZooReport; report.exit_code 0 / 1 / 3
 
 Modules: :mod:`.config` (the TOML file and its checks), :mod:`.run` (one model, with the library API of
-:mod:`edgeport.api`), :mod:`.executors` (local pool, Ray), :mod:`.report` (table, JSON, JUnit, Markdown).
+:mod:`edgeport.api`), :mod:`.executors` (local pool, Ray), :mod:`.report` (table, JSON, JUnit, Markdown, OUT/zoo.html).
 Only the standard library is imported until a model runs.
 """
 
@@ -34,7 +34,7 @@ def run_zoo(zoo_file: str | os.PathLike, out: str | os.PathLike, *, jobs: int = 
     from edgeport.errors import OutputError, UsageError
     from edgeport.zoo.config import load_zoo
     from edgeport.zoo.executors import run_pool, run_ray
-    from edgeport.zoo.report import ZooReport
+    from edgeport.zoo.report import ZooReport, update_zoo_page
 
     zoo = load_zoo(zoo_file)
     specs = zoo.models
@@ -57,4 +57,6 @@ def run_zoo(zoo_file: str | os.PathLike, out: str | os.PathLike, *, jobs: int = 
     else:
         rows = run_pool(specs, str(root), jobs, memory or None, on_done)
         executor = f"process pool, {jobs} job{'s' if jobs != 1 else ''}"
-    return ZooReport(zoo=zoo.path, out=str(root), executor=executor, rows=rows, seconds=time.perf_counter() - start)
+    report = ZooReport(zoo=zoo.path, out=str(root), executor=executor, rows=rows, seconds=time.perf_counter() - start)
+    update_zoo_page(report)  # OUT/zoo.html; a page that cannot be written is a warning line
+    return report

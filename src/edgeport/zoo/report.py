@@ -1,18 +1,27 @@
-"""The zoo's aggregate report: one row per model, as a console table, JSON, JUnit XML and Markdown.
+"""The zoo's aggregate report: one row per model, as a console table, JSON, JUnit XML, Markdown and an HTML page.
 
 Exit code: 0 every model passed, 1 a parity or threshold failure (and no failure to convert or run),
 3 a conversion or runtime failure. The ``verdict`` column says which, per model.
+
+Every zoo run ends by writing ``OUT/zoo.html`` (:func:`update_zoo_page`): the table's columns, the verdict
+coloured, each model's name a relative link to its own page ``OUT/<name>/report.html`` when that page
+exists (a model whose conversion never started has none). Every string from the zoo file or a model goes
+through the template's autoescaping. Like the per-model page it is a by-product: when it cannot be written
+the run prints one ``warning:`` line naming the path and keeps its exit code.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from edgeport import __version__
 
+PAGE_NAME = "zoo.html"
 SCHEMA = "edgeport.zoo/1"
 VERDICT = {0: "pass", 1: "parity/threshold", 3: "failed"}
 
@@ -121,22 +130,30 @@ def _fmt(v: Any, spec: str = ".3g") -> str:
     return "" if v is None else format(v, spec)
 
 
+COLUMNS = ("model", "verdict", "formats ok", "converter kept", "worst parity", "TFLite p50 ms", "ORT p50 ms", "TFLite/ORT",
+           "int8 delta", "time s")
+
+
+def cells(t: dict[str, Any]) -> list[str]:
+    """A :func:`table_row` as the text of the table's :data:`COLUMNS` (console, Markdown and HTML)."""
+    parity = ", ".join(f"{f} {v:.1e}" for f, v in t["worst_parity"].items())
+    return [str(t["model"]), t["verdict"], t["formats_ok"], t["converter"] or "-", parity or "-", _fmt(t["tflite_p50_ms"], ".4g"),
+            _fmt(t["ort_p50_ms"], ".4g"), _fmt(t["tflite_ort_ratio"], ".3g"), _fmt(t["int8_delta"], ".3g"), _fmt(t["seconds"], ".1f")]
+
+
 def print_table(report: ZooReport, console) -> None:
     from rich.table import Table
     from rich.text import Text
 
     table = Table(title=Text(f"edgeport zoo ({report.executor})"), title_justify="left")
-    for col in ("model", "verdict", "formats ok", "converter kept", "worst parity", "tflite p50 ms", "ort p50 ms",
-                "tflite/ort", "int8 delta", "time s"):
+    for col in COLUMNS:
         table.add_column(col)
     for row in report.rows:
         t = table_row(row)
-        parity = ", ".join(f"{f} {v:.1e}" for f, v in t["worst_parity"].items())
         style = {"pass": "green", "parity/threshold": "yellow"}.get(t["verdict"], "red")
-        secs = _fmt(t["seconds"], ".1f") + (" (reused)" if "convert" in t["reused"] and "validate" in t["reused"] else "")
-        table.add_row(*(Text(str(v), style=style if i == 1 else "") for i, v in enumerate((
-            t["model"], t["verdict"], t["formats_ok"], t["converter"] or "-", parity or "-", _fmt(t["tflite_p50_ms"], ".4g"),
-            _fmt(t["ort_p50_ms"], ".4g"), _fmt(t["tflite_ort_ratio"], ".3g"), _fmt(t["int8_delta"], ".3g"), secs))))
+        text = cells(t)
+        text[-1] += " (reused)" if "convert" in t["reused"] and "validate" in t["reused"] else ""
+        table.add_row(*(Text(v, style=style if i == 1 else "") for i, v in enumerate(text)))
     console.print(table)
     for row in report.rows:
         reason = why(row)
@@ -196,14 +213,61 @@ def write_markdown(report: ZooReport, path) -> None:
         return str(v).replace("|", "\\|").replace("\n", " ")
 
     lines = ["### edgeport zoo", "", cell(report.summary()), "",
-             "| model | verdict | formats ok | converter kept | worst parity | TFLite p50 ms | ORT p50 ms | TFLite/ORT | int8 delta | time s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in report.rows:
-        t = table_row(row)
-        parity = ", ".join(f"{f} {v:.1e}" for f, v in t["worst_parity"].items())
-        lines.append("| " + " | ".join(cell(v) for v in (
-            t["model"], t["verdict"], t["formats_ok"], t["converter"] or "-", parity or "-", _fmt(t["tflite_p50_ms"], ".4g"),
-            _fmt(t["ort_p50_ms"], ".4g"), _fmt(t["tflite_ort_ratio"], ".3g"), _fmt(t["int8_delta"], ".3g"),
-            _fmt(t["seconds"], ".1f"))) + " |")
+        lines.append("| " + " | ".join(cell(v) for v in cells(table_row(row))) + " |")
     notes = [f"- **{cell(r['name'])}**: {cell(why(r))}" for r in report.rows if why(r)]
     atomic_write_text(path, "\n".join(lines + ([""] + notes if notes else [])) + "\n")
+
+
+VERDICT_CLASS = {"pass": "v-pass", "parity/threshold": "v-threshold", "failed": "v-failed"}
+
+
+def page_rows(report: ZooReport, page_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The page's rows: the table's cells, the verdict's CSS class, the link to the model's page (or None)."""
+    from urllib.parse import quote
+
+    from edgeport.report.page import PAGE_NAME as MODEL_PAGE
+
+    rows = []
+    for row in report.rows:
+        t = table_row(row)
+        page = Path(row["out"]) / MODEL_PAGE if row.get("out") else None
+        link = quote(Path(os.path.relpath(page, page_dir)).as_posix()) if page is not None and page.is_file() else None
+        rows.append({"cells": cells(t), "cls": VERDICT_CLASS.get(t["verdict"], "v-failed"), "link": link, "why": t["why"],
+                     "reused": "convert" in t["reused"] and "validate" in t["reused"]})
+    return rows
+
+
+def render_html(report: ZooReport, page_dir: str | os.PathLike) -> str:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("edgeport", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("zoo.html.j2").render(
+        zoo=report.zoo, executor=report.executor, summary=report.summary(), columns=COLUMNS,
+        rows=page_rows(report, page_dir), generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+
+
+def write_html(report: ZooReport, path: str | os.PathLike) -> None:
+    """The page at ``path``; its links are relative to ``path``'s folder."""
+    from edgeport.fsutil import atomic_write_text
+
+    atomic_write_text(path, render_html(report, Path(path).absolute().parent))
+
+
+def update_zoo_page(report: ZooReport, console: Any = None) -> Path | None:
+    """Write ``OUT/zoo.html`` and print the models' page warnings. Never raises: a page that cannot be
+    written is one ``warning:`` line; returns the page's path, or None."""
+    from edgeport.report.state import _reason, _warn
+
+    for row in report.rows:
+        for line in row.get("warnings", []):
+            _warn(console, line)
+    path = Path(report.out) / PAGE_NAME
+    try:
+        write_html(report, path)
+    except Exception as exc:  # noqa: BLE001 - the page is a by-product; the run's own result stands
+        _warn(console, f"warning: cannot write {path}: {_reason(exc)}")
+        return None
+    return path

@@ -9,6 +9,10 @@ Reuse: convert has its content-hash cache. Validate, bench and quantize results 
 ``OUT/<model>/.edgeport/zoo/<step>.json`` keyed by the artifacts' sha256 and the step's settings, so a
 re-run with nothing changed reads them back instead of measuring again.
 
+Page: validate and bench keep their results in ``OUT/<model>/.edgeport/`` as the single-model commands do, and
+the model's own ``OUT/<model>/report.html`` is rewritten at the end (not when every step was reused and the page
+exists). A page that cannot be written is a ``warning:`` line in the row's ``warnings``, printed by the zoo.
+
 Memory: ``max_memory_mb`` bounds the resident memory of the model's process tree (this process and every
 worker it started). A watchdog thread sums their RSS every 0.2 s and kills the workers when the sum passes
 the bound; the step then fails as a crash, the row says "memory limit", and the other models go on.
@@ -67,7 +71,43 @@ def run_model(spec: ModelSpec, out_root: str | os.PathLike, max_memory_mb: float
                 row["memory_limit"] = watchdog.tripped
                 row["exit_code"] = 3
     row["seconds"] = round(time.perf_counter() - start, 3)
+    _model_page(out, row)
     return row
+
+
+class _Lines:
+    """A console that keeps the lines printed to it (a worker's own stderr goes to its log)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def print(self, line: str, **_: Any) -> None:
+        self.lines.append(str(line))
+
+
+def _keep(out: Path, command: str, report: Any, row: dict) -> None:
+    """The step's result in OUT/<model>/.edgeport/ for the model's page; a failure is a warning line, not the step's."""
+    from edgeport.report.state import RESULT_NAMES, STATE_DIR, _reason, save_result
+
+    try:
+        save_result(out, command, report)
+    except Exception as exc:  # noqa: BLE001 - the page is a by-product; the step's own result stands
+        row.setdefault("warnings", []).append(f"warning: cannot write {out / STATE_DIR / RESULT_NAMES[command]}: {_reason(exc)}")
+
+
+def _model_page(out: Path, row: dict) -> None:
+    """Rewrite OUT/<model>/report.html unless every step was reused and the page exists. A page that
+    cannot be written is a ``warning:`` line in ``row["warnings"]`` (the zoo prints it); the row's
+    verdict stands."""
+    from edgeport.report.page import PAGE_NAME
+    from edgeport.report.state import after_command
+
+    if (out / PAGE_NAME).is_file() and set(row["steps"]) <= set(row["reused"]):
+        return
+    lines = _Lines()
+    after_command("zoo", out, console=lines)
+    if lines.lines:
+        row.setdefault("warnings", []).extend(lines.lines)
 
 
 def _convert(spec: ModelSpec, out: Path, row: dict) -> dict[str, Any]:
@@ -131,6 +171,7 @@ def _validate(spec: ModelSpec, out: Path, row: dict) -> dict[str, Any]:
 
         report = api.validate(out, samples=spec.samples, seed=spec.seed, atol=spec.atol, rtol=spec.rtol,
                               statistic=spec.statistic, timeout=min(spec.timeout, 600.0))
+        _keep(out, "validate", report, row)  # what the model's own page shows, as after `edgeport validate`
         doc = report.to_json()
         return {"exit_code": report.exit_code, "summary": report.summary(),
                 "results": [{k: r[k] for k in ("artifact", "format", "variant", "runtime", "role", "status", "reason")}
@@ -150,6 +191,7 @@ def _bench(spec: ModelSpec, out: Path, row: dict) -> dict[str, Any] | None:
 
         report = api.bench(out, runs=spec.bench_runs, warmup=spec.bench_warmup, runtimes=list(spec.bench_runtimes),
                            timeout=min(spec.timeout, 600.0))
+        _keep(out, "bench", report, row)
         return {"exit_code": report.exit_code, "summary": report.summary(),
                 "rows": [{"artifact": r.artifact, "format": r.format, "runtime": r.runtime, "variant": r.variant,
                           "status": r.status, "reason": r.reason, "p50_ms": r.p50} for r in report.rows]}
