@@ -339,7 +339,7 @@ def _default_echo(line: str) -> None:
 
 @contextlib.contextmanager
 def _install_lock(root: Path):
-    """One install per backend at a time (a second one waits instead of racing the rename)."""
+    """One install per backend at a time: a second one refuses in one line instead of racing the rename."""
     import fcntl
 
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -442,6 +442,9 @@ def install(name: str, *, echo: Echo | None = None, force: bool = False, base_py
     root.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with _install_lock(root):
+        if not force and isolated_status(name)["installed"]:  # another install finished since the check above
+            echo(f"{name} is already installed in {root} (use --force to rebuild)")
+            return isolated_status(name)
         for stale in root.parent.glob(f".{root.name}.tmp-*"):  # left by a killed install
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))

@@ -46,6 +46,7 @@ class Case:
     tags: list[str] = field(default_factory=list)
     prepare: Callable[[Path], None] | None = None  # damages the "{OUT}" copy before the command runs
     one_line: bool = True  # False: the command reports per artifact (a table); the fragment is looked for in all output
+    env: dict[str, str] = field(default_factory=dict)  # set for the command (e.g. an EDGEPORT_HOME of the case's own)
 
     @property
     def needs_out(self) -> bool:
@@ -764,9 +765,29 @@ def output_cases(d: Path) -> list[Case]:
     return cases
 
 
+def managed_env_cases(d: Path) -> list[Case]:
+    """Managed converter environments that are not usable: half-built (a venv with no stamp, as a killed install
+    leaves it) and out of date (stamped for other pins). A converter named explicitly fails at once, in one line."""
+    cases = []
+    for kind, stamp in (("half-built", None), ("stale-pins", {"name": "onnx2tf", "requirements_sha256": "0" * 64})):
+        home = d / "edgeport-home" / kind
+        venv = home / "backends" / "onnx2tf"
+        (venv / "bin").mkdir(parents=True, exist_ok=True)
+        if not (venv / "bin" / "python").exists():
+            (venv / "bin" / "python").symlink_to(sys.executable)  # an interpreter that runs: still not installed
+        if stamp is not None:
+            (venv / "edgeport-backend.json").write_text(json.dumps(stamp))
+        fragment = "edgeport backends install onnx2tf"
+        env = {"EDGEPORT_HOME": str(home), "EDGEPORT_ONNX2TF_PYTHON": "", "EDGEPORT_ONNX2TF_REQUIREMENTS": ""}
+        cases.append(Case(f"managed-env-{kind}-convert", ["convert", "sample:tiny_cnn", "--to", "tflite", "--converter", "onnx2tf",
+                                                           "-o", "{out}"], 3, fragment, tags=["managed-env"], env=env))
+    return cases
+
+
 def reliability_cases(d: Path) -> list[Case]:
     """Everything after :func:`build` that reads converted folders, bundles, images, configs and outputs."""
-    return tarball_cases(d) + manifest_cases(d) + image_cases(d) + config_cases(d) + model_file_cases(d) + output_cases(d)
+    return (tarball_cases(d) + manifest_cases(d) + image_cases(d) + config_cases(d) + model_file_cases(d) + output_cases(d)
+            + managed_env_cases(d))
 
 
 if __name__ == "__main__":

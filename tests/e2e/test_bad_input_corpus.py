@@ -119,7 +119,7 @@ def _run_case(case, tmp_path: Path, converted: Path | None) -> tuple[dict, list[
     argv = [a.replace("{out}", str(out)).replace("{OUT}", str(out_copy)) for a in case.argv]
     out_before = _snapshot(out_copy) if out_copy else None
     t0 = time.perf_counter()
-    r = run_cli(*argv, timeout=300, env={"TMPDIR": str(temp)})
+    r = run_cli(*argv, timeout=300, env={"TMPDIR": str(temp), **case.env})
     seconds = time.perf_counter() - t0
     err = r.stderr.strip()
     problems = []

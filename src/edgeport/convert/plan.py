@@ -112,6 +112,10 @@ def _converter_order(targets: tuple[str, ...], converter: str, torch_source: boo
             raise UsageError(f"unknown converter {n!r}", f"use auto or one of: {', '.join(_tf_names())}")
         if CONVERTERS[n].source == "pytorch" and not torch_source:
             raise UsageError(f"{n} converts from PyTorch, but the source is an ONNX file", "use --converter onnx2tf or auto")
+        if CONVERTERS[n].env and not available(CONVERTERS[n]):  # named explicitly: fail before any work, in one line
+            from edgeport.backends import python_for
+
+            python_for(CONVERTERS[n].env)
     for target in ("saved_model", "tflite"):
         if target not in targets:
             continue
@@ -139,6 +143,7 @@ class Pipeline:
         self.artifacts: list[Artifact] = []
         self.failed: list[Attempt] = []
         self.parity_failed: list[str] = []
+        self._refused = False  # OUT's lock is held by another run: the folder is not this run's to clean up
 
     # ------------------------------------------------------------------ folder
     def _prepare_out(self) -> None:
@@ -160,6 +165,10 @@ class Pipeline:
             raise OutputError(f"output folder {out} is not writable", "choose a writable folder with -o") from None
         except OSError as exc:
             raise OutputError(f"cannot write to {out}: {exc.strerror or exc}", "choose another folder with -o, or free space") from None
+
+    def _load_state(self) -> None:
+        """The cache and the cleanup of interrupted runs; only under the lock (another run may be writing)."""
+        out = self.out
         cache_file = out / STATE_DIR / CACHE_NAME
         if cache_file.exists():
             try:
@@ -179,7 +188,8 @@ class Pipeline:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise OutputError(f"another edgeport convert is writing to {self.out}", "wait for it to finish, or use another -o") from None
+                self._refused = True
+                raise OutputError(f"another edgeport command is writing to {self.out}", "wait for it to finish, or use another -o") from None
             yield
         finally:
             fh.close()
@@ -325,6 +335,7 @@ class Pipeline:
         try:
             self._prepare_out()
             with self._lock():
+                self._load_state()
                 (self.out / MANIFEST_NAME).unlink(missing_ok=True)
                 try:
                     return self._run(order)
@@ -333,11 +344,12 @@ class Pipeline:
                                       "free space (or choose another folder with -o) and run the same command again") from None
         except EdgeportError as exc:
             # Bad input: leave nothing behind in a folder this run created.
-            if created and exc.exit_code == 2 and self.out.is_dir():
+            # A run refused by the lock owns nothing: the folder is the other run's.
+            if created and not self._refused and exc.exit_code == 2 and self.out.is_dir():
                 shutil.rmtree(self.out, ignore_errors=True)
             raise
         except BaseException:
-            if created and self.out.is_dir() and not (self.out / MANIFEST_NAME).exists() and not _has_artifacts(self.out):
+            if created and not self._refused and self.out.is_dir() and not (self.out / MANIFEST_NAME).exists() and not _has_artifacts(self.out):
                 shutil.rmtree(self.out, ignore_errors=True)
             raise
 
