@@ -209,8 +209,11 @@ def _import_runtime(runtime: str) -> tuple[str | None, float]:
 
 def bench_job(*, runtime: str, path: str, io: dict[str, Any], feeds: str, threads: int = 1,
               options: dict[str, Any] | None = None, cls: str | None = None, warmup: int = 10, runs: int = 100,
-              seconds: float | None = None, max_samples: int = DEFAULT_MAX_SAMPLES, profile: int = 0) -> dict[str, Any]:
-    """Benchmark one artifact on one runtime (see the module doc). ``feeds``: an .npz from save_samples; sample 0 is used."""
+              seconds: float | None = None, max_samples: int = DEFAULT_MAX_SAMPLES, profile: int = 0,
+              placement: bool = True) -> dict[str, Any]:
+    """Benchmark one artifact on one runtime (see the module doc). ``feeds``: an .npz from save_samples; sample 0 is used.
+
+    ``placement=False`` skips the delegation report (a caller that only compares latencies)."""
     probe = MemoryProbe()
     gc.collect()
     baseline = probe.rss_mb()
@@ -250,7 +253,7 @@ def bench_job(*, runtime: str, path: str, io: dict[str, Any], feeds: str, thread
     def mb(v: float | None) -> float | None:
         return round(v, 2) if v is not None else None
 
-    extra = _placement_and_profile(runtime, path, int(threads), native, int(profile))
+    extra = _placement_and_profile(runtime, path, int(threads), native, int(profile)) if placement or profile else {}
     return {**extra, 
         "runtime": runtime,
         "backend": getattr(session, "backend", "") or runtime,

@@ -39,7 +39,9 @@ from edgeport.worker import run_in_worker
 STATE_DIR = ".edgeport"
 CACHE_NAME = "cache.json"
 SELECT = ("fastest", "first")
-PARALLEL_STEPS = 3  # steps from PyTorch run at once (each a worker process; they mostly wait on imports)
+# Steps from PyTorch that run at once (each a worker process): one per core, at most 3 (TorchScript, ONNX and
+# a PyTorch -> TFLite candidate). On 2 cores a third would slow the ONNX export, which the rest waits for.
+PARALLEL_STEPS = max(1, min(3, os.cpu_count() or 1))
 LATENCY_WARMUP = 5  # untimed runs per candidate when auto picks the fastest .tflite
 LATENCY_SECONDS = 0.5  # then timed runs for this long (thousands for a small model, ~20 for a ResNet-18)
 LATENCY_TIE = 0.03  # candidates within 3 % of the fastest count as tied: the one earlier in auto order is kept  # timed runs per candidate when auto picks the fastest .tflite (after 20 warm-up runs)
@@ -278,11 +280,9 @@ class Pipeline:
                 self._event(Event(step, "failed", res.seconds, f"{converter}: {res.reason()}"))
                 return [], att
             arts = [Artifact.from_json(a) for a in res.value.get("artifacts", [])]
-            checks: dict[str, dict] = {}
-            for a in arts:
-                if a.format in ("tflite", "saved_model"):
-                    ok, check = self._check(staging / a.path, a)
-                    checks[a.name] = check
+            gated = [a for a in arts if a.format in ("tflite", "saved_model")]
+            with ThreadPoolExecutor(max_workers=max(1, len(gated))) as pool:  # a SavedModel's check imports TF
+                for a, (_ok, check) in zip(gated, pool.map(lambda a: self._check(staging / a.path, a), gated)):
                     a.checks = check
             installed = []
             for a in arts:
@@ -588,7 +588,7 @@ class Pipeline:
         for conv, art in passing:
             res = run_in_worker("edgeport.bench.latency:bench_job", {
                 "runtime": "tflite", "path": str(self.out / art.path), "io": art.io.to_json(), "feeds": str(feeds),
-                "threads": 1, "warmup": LATENCY_WARMUP, "seconds": LATENCY_SECONDS}, timeout=300,
+                "threads": 1, "warmup": LATENCY_WARMUP, "seconds": LATENCY_SECONDS, "placement": False}, timeout=300,
                 env={"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1"},
                 log_path=self.out / STATE_DIR / "logs" / f"latency-{conv}.log")
             if res.ok:
