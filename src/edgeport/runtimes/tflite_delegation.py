@@ -285,12 +285,7 @@ def delegation_report(path: str | Path, threads: int = 1, *, timing: bool = True
 def _time_segments(out: dict[str, Any], p: Path, buf: bytes, ops: list[dict[str, Any]], partitions: list[list[int]],
                    builtin: list[int], interp: Any, threads: int, budget_s: float) -> None:
     start = time.perf_counter()
-    rng = np.random.default_rng(0)
-    for d in interp.get_input_details():
-        interp.set_tensor(d["index"], _random(rng, tuple(d["shape"]), np.dtype(d["dtype"])))
-    full = _median_ms(interp.invoke, runs=50, seconds=1.0)
-    cutter = _Cutter(buf, ops, threads)
-    overhead = cutter.time(cutter.empty_model(), [])[0] if ops else 0.0
+    full, cutter, overhead = _whole_and_overhead(interp, buf, ops, threads)
     inside = outside = 0.0
     for kind, nodes in [("in", part) for part in partitions] + [("out", [n]) for n in builtin]:
         if time.perf_counter() - start > budget_s:
@@ -306,6 +301,17 @@ def _time_segments(out: dict[str, Any], p: Path, buf: bytes, ops: list[dict[str,
                 "inside_ms": round(inside, 6), "full_ms": round(full, 5),
                 "coverage": _coverage(total, full, overhead), "invoke_overhead_ms": round(overhead, 5),
                 "method": "cut-out models timed alone"})
+
+
+def _whole_and_overhead(interp: Any, buf: bytes, ops: list[dict[str, Any]], threads: int) -> tuple[float, "_Cutter", float]:
+    """The whole model's median ms on seeded random inputs, the cutter for its parts, one empty invoke's ms."""
+    rng = np.random.default_rng(0)
+    for d in interp.get_input_details():
+        interp.set_tensor(d["index"], _random(rng, tuple(d["shape"]), np.dtype(d["dtype"])))
+    full = _median_ms(interp.invoke, runs=50, seconds=1.0)
+    cutter = _Cutter(buf, ops, threads)
+    overhead = cutter.time(cutter.empty_model(), [])[0] if ops else 0.0
+    return full, cutter, overhead
 
 
 def _coverage(parts_ms: float, full_ms: float, overhead_ms: float) -> float | None:
@@ -325,12 +331,7 @@ def op_profile(path: str | Path, threads: int = 1, top: int | None = None,
     """
     p, buf, ops, other, interp = _load(path, threads)
     _, builtin = placement(interp, ops)
-    rng = np.random.default_rng(0)
-    for d in interp.get_input_details():
-        interp.set_tensor(d["index"], _random(rng, tuple(d["shape"]), np.dtype(d["dtype"])))
-    full = _median_ms(interp.invoke, runs=50, seconds=1.0)
-    cutter = _Cutter(buf, ops, threads)
-    overhead = cutter.time(cutter.empty_model(), [])[0] if ops else 0.0
+    full, cutter, overhead = _whole_and_overhead(interp, buf, ops, threads)
     start = time.perf_counter()
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     moved = 0
