@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from edgeport.convert.plan import ConvertResult, Event
     from edgeport.models import ModelRef
     from edgeport.quantize.sweep import SweepReport
-    from edgeport.validate.parity import ValidationReport
+    from edgeport.validate.results import ValidationReport
 
 HANDOFFS = ("auto", "pickle", "fx")
 SOURCE_DIR = "source"  # inside the output folder's state directory
@@ -155,7 +155,8 @@ def model_ref(model: str, source: SourceOptions = SourceOptions()) -> "ModelRef"
 
 
 def _run_pipeline(ref: "ModelRef", out: Path, opts, on_event, *, created: bool) -> "ConvertResult":
-    from edgeport.convert.plan import _has_artifacts, convert as run_convert
+    from edgeport.convert.plan import convert as run_convert
+    from edgeport.outdir import has_artifacts
     from edgeport.errors import EdgeportError
     from edgeport.manifest import MANIFEST_NAME
 
@@ -164,7 +165,7 @@ def _run_pipeline(ref: "ModelRef", out: Path, opts, on_event, *, created: bool) 
     except BaseException as exc:
         # the pipeline cleans up folders it created; one made for the hand-off file is cleaned up here, by its rule
         bad_input = isinstance(exc, EdgeportError) and exc.exit_code == 2
-        if created and out.is_dir() and (bad_input or not ((out / MANIFEST_NAME).exists() or _has_artifacts(out))):
+        if created and out.is_dir() and (bad_input or not ((out / MANIFEST_NAME).exists() or has_artifacts(out))):
             shutil.rmtree(out, ignore_errors=True)
         raise
 
@@ -183,8 +184,10 @@ def _convert_module(module: Any, example_inputs: Any, out: Path, source: SourceO
         raise UsageError("example_inputs and inputs both given", "use one of them")
     method = _handoff_method(module, source)
     created = not out.exists()
-    _check_out(out)
-    state = out / _state_dir() / SOURCE_DIR
+    from edgeport import outdir
+
+    outdir.check_out(out)  # the pipeline's rule, checked before the hand-off file is written
+    state = outdir.state_dir(out) / SOURCE_DIR
     state.mkdir(parents=True, exist_ok=True)
     try:
         ref = _handoff(module, example_inputs, source, method, state)
@@ -195,26 +198,6 @@ def _convert_module(module: Any, example_inputs: Any, out: Path, source: SourceO
     result = _run_pipeline(ref, out, opts, on_event, created=created)
     _remove_stale(state, keep={Path(ref.path).name, Path(ref.inputs_npz).name if ref.inputs_npz else ""})
     return result
-
-
-def _state_dir() -> str:
-    from edgeport.convert.plan import STATE_DIR
-
-    return STATE_DIR
-
-
-def _check_out(out: Path) -> None:
-    """The pipeline's rule, checked before the hand-off file is written: new, empty, or made by edgeport."""
-    from edgeport.errors import OutputError
-    from edgeport.manifest import MANIFEST_NAME
-
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"output path {out} exists and is a file", "choose a folder with -o")
-    if out.is_dir():
-        entries = {p.name for p in out.iterdir()}
-        if entries and _state_dir() not in entries and MANIFEST_NAME not in entries:
-            raise OutputError(f"output folder {out} is not empty and was not made by edgeport",
-                              "choose a new or empty folder with -o; edgeport never overwrites other files")
 
 
 def _handoff_method(module: Any, source: SourceOptions) -> str:
@@ -405,7 +388,7 @@ def validate_options(*, config: Any = False, atol: Any = None, rtol: Any = None,
     """ValidateOptions from keywords, layered over a settings file's [validate] run table."""
     from edgeport.cli.common import split_list
     from edgeport.validate.config import ValidateConfig, load_config
-    from edgeport.validate.data import parse_resize
+    from edgeport.data.images import parse_resize
     from edgeport.validate.parity import DEFAULT_TIMEOUT, ValidateOptions
 
     fields = {f.name for f in dataclasses.fields(ValidateOptions)} - {"tolerances", "progress", "resize"}
@@ -574,8 +557,8 @@ def _check_quantize(qo: dict[str, Any], cal: dict[str, Any]) -> None:
 
 
 def _calibration_values(cal: dict[str, Any]) -> dict[str, Any]:
-    from edgeport.quantize.calibration import parse_layout
-    from edgeport.validate.data import parse_resize
+    from edgeport.data.layout import parse_layout
+    from edgeport.data.images import parse_resize
 
     out = dict(cal)
     for key in ("source", "eval_source", "labels"):

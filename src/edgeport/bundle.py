@@ -37,11 +37,11 @@ from typing import Any, Iterator
 from edgeport import __version__
 from edgeport.errors import InputError, ManifestError, OutputError, SecurityError, UsageError
 from edgeport.fsutil import sha256_path
+from edgeport.formats import deployable, model_suffixes
 from edgeport.manifest import MANIFEST_NAME, Artifact, Manifest
 
 BUNDLE_SCHEMA = "edgeport.bundle/1"
 BUNDLE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".bundle", ".tar.xz", ".tar.bz2")
-DEPLOYABLE_FORMATS = ("tflite", "onnx")
 FIXED_MTIME = 315532800  # 1980-01-01: deterministic archives
 _HINT = "re-create it with edgeport bundle OUT -o FILE, and only open bundles from sources you trust"
 
@@ -80,10 +80,10 @@ def pack(out_dir: str | os.PathLike, dest: str | os.PathLike, artifacts: list[st
             a = m.artifact(name)
             if a.format == "pytorch":
                 raise UsageError(f"artifact {name!r} is the PyTorch model itself, not a file a device can run",
-                                 f"bundle converted artifacts, e.g. {', '.join(x.name for x in m.artifacts if x.format in DEPLOYABLE_FORMATS) or 'tflite, onnx'}")
+                                 f"bundle converted artifacts, e.g. {', '.join(x.name for x in m.artifacts if x.format in deployable()) or ', '.join(deployable())}")
             chosen.append(a)
     else:
-        chosen = [a for a in m.artifacts if a.format in DEPLOYABLE_FORMATS]
+        chosen = [a for a in m.artifacts if a.format in deployable()]
         if not chosen:
             raise UsageError(f"{m.root} has no .tflite or .onnx artifact to bundle",
                              f"run edgeport convert MODEL --to onnx,tflite -o {m.root} first")
@@ -332,7 +332,7 @@ def is_bundle(path: str | os.PathLike) -> bool:
     name = p.name.lower()
     if name.endswith(BUNDLE_SUFFIXES):
         return True
-    if p.suffix.lower() in (".onnx", ".tflite", ".pt", ".pth", ".pt2", ".json", ".npz", ".py", ".ts", ".jit", ".ptl"):
+    if p.suffix.lower() in model_suffixes() + (".json", ".npz", ".py"):
         return False
     try:
         return tarfile.is_tarfile(p)

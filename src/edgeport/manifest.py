@@ -22,7 +22,6 @@ from edgeport.spec import IOSpec
 SCHEMA = "edgeport.manifest/1"
 MANIFEST_NAME = "manifest.json"
 REFERENCE_NAME = "reference.npz"
-FORMATS = ("pytorch", "torchscript", "exported_program", "onnx", "saved_model", "tflite")
 
 
 @dataclass
@@ -30,7 +29,7 @@ class Artifact:
     """One converted model file (or folder) in the output directory."""
 
     name: str  # unique key in this manifest, e.g. "onnx", "tflite", "tflite-int8"
-    format: str  # one of FORMATS
+    format: str  # a name in edgeport.formats.FORMATS
     path: str  # relative to the output directory, posix
     sha256: str = ""
     size_bytes: int = 0
@@ -79,7 +78,7 @@ class Attempt:
 
     target: str
     converter: str
-    status: str  # kept, rejected, failed, crashed, timeout, skipped
+    status: str  # edgeport.status: kept, rejected, error, crash, timeout, skipped
     reason: str = ""
     seconds: float = 0.0
     artifact: str | None = None

@@ -27,10 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from edgeport.errors import InputError, ModelError, SecurityError, UsageError
+from edgeport.formats import model_suffixes
 from edgeport.fsutil import sha256_file
 from edgeport.spec import DEFAULT_DYNAMIC_SIZE, TensorSpec, default_layout, parse_input_spec
 
 MAX_SAMPLE_ELEMENTS = 1 << 27  # 512 MiB of float32 per input
+# Integer inputs of the reference samples (token ids, indices) when the example input does not show their range:
+# 0..15, closed, so embeddings and gathers see more than two distinct ids.
+REFERENCE_INT_RANGE = (0, 15)
 _ATTR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -86,7 +90,7 @@ def resolve_ref(text: str, *, trust_pickle: bool = False, weights: str | None = 
     path_part, attr = _split_attr(text)
     p = Path(path_part).expanduser()
     suffix = p.suffix.lower()
-    if suffix in (".pt", ".pth", ".pt2", ".onnx", ".py", ".ptl", ".tflite", ".jit") or os.sep in path_part or p.exists():
+    if suffix in model_suffixes() + (".py",) or os.sep in path_part or p.exists():
         if suffix == ".tflite":
             raise UsageError(f"{text} is already a .tflite model", "edgeport converts from PyTorch or ONNX; use edgeport validate/bench on it")
         if not p.exists():
@@ -363,25 +367,21 @@ def forward_param_names(module) -> list[str] | None:
 
 
 def make_feed(specs: list[TensorSpec], dims: dict[str, int], seed: int, int_ranges: dict[str, tuple[int, int]] | None = None):
-    """Seeded random inputs for specs (numpy), dynamic dims taken from ``dims``."""
+    """Seeded random inputs for specs (:func:`edgeport.data.feeds.random_samples`), dynamic dims taken from ``dims``.
+
+    ``int_ranges`` holds closed ranges [low, high] per integer input; others draw from :data:`REFERENCE_INT_RANGE`.
+    """
     import numpy as np
 
-    rng = np.random.default_rng(seed)
-    feed = {}
+    from edgeport.data.feeds import random_samples
+
     for s in specs:
         shape = s.concrete(dims)
         n = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if n > MAX_SAMPLE_ELEMENTS:
             raise UsageError(f"input {s.name!r} of shape {list(shape)} has {n} elements, too many for sample data",
                              f"use a smaller shape (at most {MAX_SAMPLE_ELEMENTS} elements per input)")
-        if s.dtype.startswith("float") or s.dtype == "bfloat16":
-            feed[s.name] = rng.standard_normal(shape).astype(np.float32 if s.dtype == "bfloat16" else s.dtype)
-        elif s.dtype == "bool":
-            feed[s.name] = rng.integers(0, 2, size=shape).astype(bool)
-        else:
-            lo, hi = (int_ranges or {}).get(s.name, (0, 16))
-            feed[s.name] = rng.integers(lo, max(hi, lo + 1), size=shape).astype(s.dtype)
-    return feed
+    return random_samples(specs, 1, seed, dims, int_ranges, default_int_range=REFERENCE_INT_RANGE)[0]
 
 
 def resolve_input_specs(loaded: LoadedModel, ref: ModelRef) -> tuple[list[TensorSpec], dict[str, int], tuple | None]:
@@ -390,7 +390,6 @@ def resolve_input_specs(loaded: LoadedModel, ref: ModelRef) -> tuple[list[Tensor
     Priority: --inputs-npz > --input > the sample's declaration > the factory's example inputs.
     Returns (specs, dims, example arrays or None).
     """
-    import numpy as np
 
     example = loaded.example_inputs
     names = forward_param_names(loaded.module) if loaded.exported_program is None else None

@@ -24,7 +24,7 @@ import os
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover
-    from edgeport.validate.parity import ValidationReport
+    from edgeport.validate.results import ValidationReport
 
 __all__ = ["assert_parity", "assert_close", "edgeport_parity"]
 
@@ -71,7 +71,8 @@ def assert_parity(
     none. ``allow_skipped=False`` also fails when a runtime could not run here (e.g. torch missing).
     """
     from edgeport.validate.config import ValidateConfig, load_config
-    from edgeport.validate.parity import SKIPPED, ValidateOptions, validate_dir, validate_files
+    from edgeport.status import SKIPPED
+    from edgeport.validate.parity import ValidateOptions, validate_dir, validate_files
 
     if config is False or config is None:
         cfg = ValidateConfig()

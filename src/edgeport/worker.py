@@ -41,8 +41,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from edgeport.errors import EdgeportError
-
-OK, ERROR, CRASH, TIMEOUT = "ok", "error", "crash", "timeout"
+from edgeport.status import CRASH, ERROR, OK, TIMEOUT
 
 # CPU-only, offline children whose output goes to their step log.
 _CHILD_ENV = {

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 import edgeport  # noqa: E402
 from edgeport.convert.plan import ConvertResult  # noqa: E402
 from edgeport.errors import UsageError  # noqa: E402
-from edgeport.validate.parity import ValidationReport  # noqa: E402
+from edgeport.validate.results import ValidationReport  # noqa: E402
 
 
 def _live(module) -> None:

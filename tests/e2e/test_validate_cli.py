@@ -161,11 +161,11 @@ def test_corrupt_tflite_is_an_error_and_the_others_still_report(cli, out, tmp_pa
 
 def test_crash_and_hang_are_isolated(out, monkeypatch):
     """A runtime that aborts and one that hangs become crash/timeout rows; ONNX Runtime still passes."""
-    from edgeport.runtimes import RUNTIMES
+    from edgeport.runtimes import RUNTIMES, Runtime
     from edgeport.validate.parity import ValidateOptions, validate_dir
 
-    monkeypatch.setitem(RUNTIMES, "abort_rt", {"cls": "tests.unit.runtime_targets:AbortSession", "formats": ("onnx",)})
-    monkeypatch.setitem(RUNTIMES, "hang_rt", {"cls": "tests.unit.runtime_targets:HangSession", "formats": ("onnx",)})
+    monkeypatch.setitem(RUNTIMES, "abort_rt", Runtime("abort_rt", "tests.unit.runtime_targets:AbortSession", ("onnx",), ("onnxruntime",)))
+    monkeypatch.setitem(RUNTIMES, "hang_rt", Runtime("hang_rt", "tests.unit.runtime_targets:HangSession", ("onnx",), ("onnxruntime",)))
     monkeypatch.setenv("PYTHONPATH", f"{REPO / 'src'}:{REPO}")
     rep = validate_dir(out, ValidateOptions(runtimes=["onnxruntime", "abort_rt", "hang_rt"], reference="stored", timeout=4, jobs=2))
     by = {(r.artifact, r.runtime): r for r in rep.results}

@@ -23,7 +23,7 @@ from edgeport.errors import UsageError
 from edgeport.manifest import Artifact, Manifest
 from edgeport.runtimes.base import Session
 from edgeport.spec import IOSpec, TensorSpec
-from edgeport.validate.data import save_samples
+from edgeport.data.samples import save_samples
 
 IO = IOSpec([TensorSpec("x", (1, 4), "float32", ref_name="x")], [TensorSpec("y", (1, 4), "float32", ref_name="y")])
 
@@ -133,7 +133,8 @@ def _fake_out(tmp_path: Path) -> Path:
 def test_a_crashing_worker_is_a_row_and_the_others_still_run(tmp_path, monkeypatch):
     from edgeport import runtimes
 
-    monkeypatch.setitem(runtimes.RUNTIMES, "onnxruntime", {"cls": f"{__name__}:FakeSession", "formats": ("onnx",)})
+    monkeypatch.setitem(runtimes.RUNTIMES, "onnxruntime",
+                        runtimes.Runtime("onnxruntime", f"{__name__}:FakeSession", ("onnx",), ("onnxruntime",)))
     out = _fake_out(tmp_path)
     report = bench_target(out, BenchOptions(runs=20, warmup=1, timeout=120))
     rows = {r.artifact: r for r in report.rows}

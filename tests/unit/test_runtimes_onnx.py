@@ -15,8 +15,7 @@ from edgeport.runtimes import RUNTIMES
 from edgeport.runtimes.job import probe_io_job, run_session_job
 from edgeport.runtimes.onnxruntime import OnnxRuntimeSession
 from edgeport.spec import IOSpec, TensorSpec
-from edgeport.validate.data import load_samples, save_samples
-from edgeport.validate.parity import RUNTIME_REQUIRES
+from edgeport.data.samples import load_samples, save_samples
 from edgeport.worker import run_in_worker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,13 +143,14 @@ def test_probe_onnx(model_path, tmp_path):
 
 
 def test_every_registered_runtime_is_known_to_validate():
-    """Optimum's habit: a registered runtime without requirements here would be silently unchecked."""
+    """Optimum's habit: a registered runtime without requirements would be silently unchecked."""
     import importlib
 
+    from edgeport.formats import FORMATS
     from edgeport.runtimes.base import Session
 
-    assert set(RUNTIMES) == set(RUNTIME_REQUIRES)
     for name, entry in RUNTIMES.items():
-        module, _, cls = entry["cls"].partition(":")
+        assert entry.name == name and entry.modules and set(entry.formats) <= set(FORMATS), entry
+        module, _, cls = entry.cls.partition(":")
         klass = getattr(importlib.import_module(module), cls)
         assert issubclass(klass, Session) and klass.name == name

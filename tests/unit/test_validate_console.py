@@ -7,7 +7,7 @@ import io
 
 from rich.console import Console
 
-from edgeport.validate.parity import StageResult
+from edgeport.validate.results import StageResult
 from edgeport.validate.report import fmt, print_console
 from tests.unit.test_validate_reports import _report, _row
 

@@ -8,9 +8,12 @@ import pytest
 from edgeport.errors import InputError, UsageError
 from edgeport.manifest import Artifact
 from edgeport.spec import IOSpec, TensorSpec
-from edgeport.validate.data import image_feeds, int_ranges_from, load_samples, npz_feeds, parse_resize, random_feeds, save_samples
+from edgeport.data.feeds import int_ranges_from, npz_feeds, random_feeds
+from edgeport.data.images import image_feeds, parse_resize
+from edgeport.data.samples import load_samples, save_samples
 from edgeport.validate.pair import align, fixed_sizes, infer_perm
-from edgeport.validate.parity import _pick_reference, _stage_parent, Target
+from edgeport.validate.parity import _pick_reference, _stage_parent
+from edgeport.validate.runner import Target
 
 IO = IOSpec(inputs=[TensorSpec("image", (1, 3, 8, 8), layout="NCHW"), TensorSpec("tokens", ("B", 5), "int64")],
             outputs=[TensorSpec("logits", (1, 10))])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgeport.validate.metrics import Tolerance, compare_output
-from edgeport.validate.parity import SCHEMA, TargetResult, ValidationReport
+from edgeport.validate.results import SCHEMA, TargetResult, ValidationReport
 from edgeport.validate.report import junit_tree, markdown, print_console, write_json, write_junit, write_markdown
 
 REF = np.linspace(-3, 3, 20).reshape(2, 10)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import gc
 import importlib
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -30,14 +29,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-# Libraries a runtime's session imports (the first importable one is loaded and timed as import_ms).
-RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
-    "torch_eager": ("torch",),
-    "torchscript": ("torch",),
-    "onnxruntime": ("onnxruntime",),
-    "tensorflow": ("tensorflow",),
-    "tflite": ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow"),
-}
 DEFAULT_MAX_SAMPLES = 2000  # latency samples kept in the report (evenly strided over the run)
 MAX_RUNS = 1_000_000
 
@@ -193,8 +184,11 @@ def subsample(ns: np.ndarray, limit: int) -> np.ndarray:
 
 
 def _import_runtime(runtime: str) -> tuple[str | None, float]:
-    """Import the runtime's library (first importable of RUNTIME_MODULES); (module, seconds)."""
-    for mod in RUNTIME_MODULES.get(runtime, ()):
+    """Import the runtime's library (the first importable of its registry entry's modules); (module, seconds)."""
+    from edgeport.runtimes import RUNTIMES
+
+    entry = RUNTIMES.get(runtime)
+    for mod in entry.modules if entry else ():
         t0 = time.perf_counter()
         try:
             importlib.import_module(mod)
@@ -221,7 +215,7 @@ def bench_job(*, runtime: str, path: str, io: dict[str, Any], feeds: str, thread
 
     from edgeport.errors import UsageError
     from edgeport.runtimes.job import load_session
-    from edgeport.validate.data import load_samples
+    from edgeport.data.samples import load_samples
 
     samples = load_samples(feeds)
     if not samples:
@@ -311,73 +305,6 @@ def _placement_and_profile(runtime: str, path: str, threads: int, native: dict[s
     return out
 
 
-_ORT_DTYPES = {
-    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16", "tensor(bfloat16)": "bfloat16",
-    "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int16)": "int16", "tensor(int8)": "int8",
-    "tensor(uint8)": "uint8", "tensor(bool)": "bool",
-}
-_DIM_OK = re.compile(r"^[A-WYZa-wyz_][A-WYZa-wyz0-9_]*$")
-
-
-def _dim(value: Any, index: int, kind: str) -> int | str:
-    """A concrete size, the file's own name for a dynamic dimension, or ``in_d0``-style when it has none."""
-    if isinstance(value, (int, np.integer)) and int(value) > 0:
-        return int(value)
-    if isinstance(value, str) and _DIM_OK.match(value):
-        return value
-    return f"{kind}d{index}"
-
-
-def inspect_job(*, format: str, path: str) -> dict[str, Any]:
-    """The IOSpec JSON of a bare model file (no manifest): its own input/output names, shapes, dtypes."""
-    from edgeport.errors import RuntimeFailure, UsageError
-
-    p = Path(path)
-    if format == "onnx":
-        from edgeport.runtimes.onnxruntime import open_model_file
-
-        sess = open_model_file(p, 1)  # an empty or unparseable file is bad input (exit 2)
-
-        def spec(t: Any, kind: str) -> dict[str, Any]:
-            shape = [_dim(d, i, kind) for i, d in enumerate(t.shape or [])]
-            return {"name": t.name, "shape": shape, "dtype": _ORT_DTYPES.get(t.type, "float32"), "ref_name": t.name}
-
-        return {"inputs": [spec(t, "in_") for t in sess.get_inputs()], "outputs": [spec(t, "out_") for t in sess.get_outputs()]}
-    if format == "tflite":
-        from edgeport.runtimes.tflite import _interpreter_class, available_backends
-
-        names = available_backends()
-        if not names:
-            raise RuntimeFailure("no TFLite interpreter is installed", "pip install ai-edge-litert")
-        from edgeport.tflite_fb import inspect_tflite
-
-        inspect_tflite(p)  # InputError (exit 2) when it is not a TFLite flatbuffer at all
-        try:
-            interp = _interpreter_class(names[0])(model_path=str(p))
-            interp.allocate_tensors()
-        except (RuntimeError, ValueError) as exc:
-            raise RuntimeFailure(f"cannot load {p.name}: {' '.join(str(exc).split())[:240]}", "check that it is a valid .tflite file") from None
-        sigs = interp.get_signature_list() or {}
-        key = "serving_default" if "serving_default" in sigs else (next(iter(sigs)) if len(sigs) == 1 else None)
-        if key is not None:
-            runner = interp.get_signature_runner(key)
-            ins, outs = runner.get_input_details(), runner.get_output_details()
-            in_items = [(n, ins[n]) for n in sigs[key]["inputs"]]
-            out_items = [(n, outs[n]) for n in sigs[key]["outputs"]]
-        else:
-            in_items = [(d["name"], d) for d in interp.get_input_details()]
-            out_items = [(d["name"], d) for d in interp.get_output_details()]
-
-        def tspec(name: str, d: dict[str, Any], kind: str) -> dict[str, Any]:
-            sig = d.get("shape_signature")
-            dims = list(sig) if sig is not None and len(sig) else list(d["shape"])
-            shape = [int(v) if int(v) > 0 else f"{kind}d{i}" for i, v in enumerate(dims)]
-            return {"name": name, "shape": shape, "dtype": np.dtype(d["dtype"]).name, "ref_name": name}
-
-        return {"inputs": [tspec(n, d, "in_") for n, d in in_items], "outputs": [tspec(n, d, "out_") for n, d in out_items]}
-    raise UsageError(f"cannot read input names and shapes from a {format} file", "pass --input NAME:SHAPE[:DTYPE] for each input")
-
-
 def torchscript_outputs_job(*, path: str, io: dict[str, Any]) -> list[dict[str, Any]]:
     """Output specs of a TorchScript file, found by running it once on seeded random inputs."""
     import torch
@@ -385,7 +312,7 @@ def torchscript_outputs_job(*, path: str, io: dict[str, Any]) -> list[dict[str, 
     from edgeport.errors import RuntimeFailure
     from edgeport.runtimes.torch_eager import flatten_outputs, set_torch_threads, to_numpy
     from edgeport.spec import IOSpec
-    from edgeport.validate.data import random_feeds
+    from edgeport.data.feeds import random_feeds
 
     set_torch_threads(1)
     spec = IOSpec.from_json(io)

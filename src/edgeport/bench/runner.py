@@ -27,15 +27,10 @@ from edgeport.manifest import MANIFEST_NAME, Artifact
 from edgeport.spec import IOSpec, TensorSpec
 
 JOB = "edgeport.bench.latency:bench_job"
-INSPECT_JOB = "edgeport.bench.latency:inspect_job"
 DEFAULT_WARMUP = 10
 DEFAULT_RUNS = 100
 DEFAULT_TIMEOUT = 600.0
 MAX_THREADS = 256
-
-FORMAT_BY_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".pt": "torchscript", ".pth": "torchscript",
-                    ".ts": "torchscript", ".jit": "torchscript", ".ptl": "torchscript"}
-
 
 # ------------------------------------------------------------------------------------------ options
 
@@ -334,22 +329,6 @@ def _child_env(threads: int) -> dict[str, str]:
     return env
 
 
-def runtime_missing(runtime: str) -> str | None:
-    """Why ``runtime`` cannot run here (None when it can); checked without importing anything heavy."""
-    import importlib.util
-
-    from edgeport.bench.latency import RUNTIME_MODULES
-
-    mods = RUNTIME_MODULES.get(runtime, ())
-    for m in mods:
-        try:
-            if importlib.util.find_spec(m.split(".")[0]) is not None:
-                return None
-        except (ImportError, ValueError):
-            continue
-    return f"{' or '.join(m.split('.')[0] for m in mods)} is not installed" if mods else None
-
-
 def _from_manifest(root: Path, opts: BenchOptions, notes: list[str]) -> tuple[str, list[_Item], IOSpec, dict[str, int], Any]:
     from edgeport.manifest import Manifest
     from edgeport.refdata import load_reference
@@ -371,31 +350,30 @@ def _from_manifest(root: Path, opts: BenchOptions, notes: list[str]) -> tuple[st
 
 
 def _from_file(path: Path, opts: BenchOptions, tmp: Path) -> tuple[str, list[_Item], IOSpec]:
+    from edgeport.formats import FORMATS, format_of
     from edgeport.fsutil import path_size
+    from edgeport.runtimes import runtime_missing, runtimes_for
+    from edgeport.runtimes.job import probe_file
     from edgeport.spec import parse_input_specs
-    from edgeport.worker import run_in_worker
 
-    fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
-    if fmt is None:
+    fmt = format_of(path) if path.is_file() else None
+    if fmt is None or not runtimes_for(fmt):
         raise UsageError(f"cannot tell the format of {path.name}",
                          "pass an edgeport convert output folder, a bundle (.tar.gz), or a .onnx, .tflite or .pt file")
     given = parse_input_specs(opts.inputs or [])
-    if fmt == "torchscript":
+    if FORMATS[fmt].probe is None:  # TorchScript declares no inputs: --input names them, one run finds the outputs
         if not given:
             raise UsageError(f"{path.name} does not record its input shapes", "pass --input NAME:SHAPE[:DTYPE] for each input")
         io_json: dict[str, Any] = {"inputs": [s.with_(ref_name=s.name).to_json() for s in given]}
         io_json["outputs"] = _torchscript_outputs(path, io_json, tmp)
     else:
-        why = runtime_missing("onnxruntime" if fmt == "onnx" else "tflite")
+        why = runtime_missing(runtimes_for(fmt)[0])
         if why:
             raise UsageError(f"cannot read {path.name} here: {why}", "install the runtime, or bench on a machine that has it")
-        res = run_in_worker(INSPECT_JOB, {"format": fmt, "path": str(path)}, timeout=opts.timeout, env=_child_env(1))
-        if not res.ok:
-            err = res.user_error()
-            if err is not None:
-                raise err
-            raise InputError(f"cannot read {path.name}: {res.reason()}", "check that the file is a valid model")
-        io_json = dict(res.value)
+        probed = probe_file(fmt, path, opts.timeout, env=_child_env(1))
+        io_json = probed.to_json() if probed else {"inputs": [], "outputs": []}
+        for t in io_json["inputs"] + io_json["outputs"]:
+            t["ref_name"] = t["name"]
         io_json["inputs"] = _apply_given(io_json["inputs"], given, path.name)
     io = IOSpec.from_json(io_json)
     art = Artifact(name=path.stem or fmt, format=fmt, path=path.name, size_bytes=path_size(path), io=io)
@@ -436,8 +414,9 @@ def bench_target(target: str | os.PathLike, opts: BenchOptions | None = None) ->
     """Benchmark TARGET (see the module doc). Errors the user can fix raise EdgeportError; failed rows are results."""
     from edgeport.bundle import resolve_target
     from edgeport.refdata import Sample
-    from edgeport.runtimes import RUNTIMES, runtimes_for
-    from edgeport.validate.data import random_feeds, save_samples
+    from edgeport.runtimes import RUNTIMES, runtime_missing, runtimes_for
+    from edgeport.data.feeds import random_feeds
+    from edgeport.data.samples import save_samples
     from edgeport.worker import run_in_worker
 
     opts = opts or BenchOptions()
@@ -507,7 +486,7 @@ def bench_target(target: str | os.PathLike, opts: BenchOptions | None = None) ->
                     progress(f"benchmarking {art.name} on {rt} ({th} thread{'s' if th != 1 else ''})")
                     res = run_in_worker(JOB, {
                         "runtime": rt, "path": str(it.path), "io": art.io.to_json(), "feeds": str(feeds_path),
-                        "threads": int(th), "options": it.session_options, "cls": RUNTIMES[rt]["cls"],
+                        "threads": int(th), "options": it.session_options, "cls": RUNTIMES[rt].cls,
                         "warmup": opts.warmup, "runs": opts.runs, "seconds": opts.seconds, "max_samples": opts.max_samples,
                         "profile": opts.profile,
                     }, timeout=opts.timeout, env=_child_env(int(th)))

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from edgeport.cli.common import WIDE_HELP
+from edgeport.cli.common import WIDE_HELP, runtime_help
 
 TARGET_HELP = "An edgeport convert output folder, a bundle (.tar.gz from edgeport bundle), or a .onnx/.tflite/.pt file."
 
@@ -15,7 +15,7 @@ TARGET_HELP = "An edgeport convert output folder, a bundle (.tar.gz from edgepor
 def bench(
     target: Path = typer.Argument(..., help=TARGET_HELP, show_default=False),
     artifact: Optional[list[str]] = typer.Option(None, "--artifact", "-a", help="Only these artifacts (repeat or comma list)."),
-    runtime: Optional[list[str]] = typer.Option(None, "--runtime", "-r", help="Only these runtimes: torch_eager, torchscript, onnxruntime, tensorflow, tflite."),
+    runtime: Optional[list[str]] = typer.Option(None, "--runtime", "-r", help=runtime_help()),
     threads: str = typer.Option("1", "--threads", "-t", help="Thread counts to sweep, e.g. 1,2,4 (1 is the reproducible default)."),
     warmup: int = typer.Option(10, "--warmup", help="Untimed runs before timing."),
     runs: int = typer.Option(100, "--runs", "-n", help="Timed runs per row."),

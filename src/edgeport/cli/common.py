@@ -13,6 +13,13 @@ err_console = make_console(stderr=True)
 WIDE_HELP = "Print the full tables even when the output is narrower than 100 columns (pipes and CI logs are 80)."
 
 
+def runtime_help() -> str:
+    """The registered runtimes for --runtime's help (the registry imports nothing heavy)."""
+    from edgeport.runtimes import names
+
+    return f"Only these runtimes: {names()} (repeat or comma list)."
+
+
 def debug_enabled() -> bool:
     return os.environ.get("EDGEPORT_DEBUG") == "1" or "--debug" in sys.argv
 

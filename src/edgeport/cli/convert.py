@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from edgeport.cli.common import WIDE_HELP
+from edgeport.formats import targets
 
 def _converter_help() -> str:
     from edgeport.convert import CONVERTERS  # the registry: names only, nothing heavy
@@ -25,7 +26,7 @@ MODEL_HELP = ("file.py:factory, package.module:Class, a TorchScript .pt, an Expo
 def convert(
     model: str = typer.Argument(..., help=MODEL_HELP, show_default=False),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder (new, empty, or made by edgeport before)."),
-    to: list[str] = typer.Option(["torchscript,onnx"], "--to", help="Formats: torchscript, onnx, saved_model, tflite (comma list)."),
+    to: list[str] = typer.Option(["torchscript,onnx"], "--to", help=f"Formats: {', '.join(targets())} (comma list)."),
     inputs: Optional[list[str]] = typer.Option(None, "--input", "-i", help="Input spec SHAPE | NAME:SHAPE[:DTYPE], e.g. x:Nx3x224x224:float32 (a letter is a dynamic dim). Repeat per input."),
     inputs_npz: Optional[Path] = typer.Option(None, "--inputs-npz", help="Sample inputs as an .npz of named arrays."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="A state dict to load into the model (weights_only)."),

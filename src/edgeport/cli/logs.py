@@ -17,9 +17,9 @@ from edgeport.cli.common import WIDE_HELP
 
 
 def logs_dir(out: Path) -> Path:
-    from edgeport.convert.plan import STATE_DIR
+    from edgeport import outdir
 
-    return Path(out) / STATE_DIR / "logs"
+    return outdir.logs_dir(out)
 
 
 def step_logs(out: Path) -> dict[str, Path]:

@@ -53,11 +53,12 @@ def quantize(
     from edgeport.cli.common import console, err_console
     from edgeport.errors import UsageError
     from edgeport.fsutil import atomic_write_json
-    from edgeport.quantize.calibration import CalibrationOptions, parse_layout
+    from edgeport.data.layout import parse_layout
+    from edgeport.quantize.calibration import CalibrationOptions
     from edgeport.quantize.debug import RANK_KEYS
     from edgeport.quantize.report import render_console
     from edgeport.quantize.sweep import QuantizeOptions, parse_accuracy_drop, parse_keep_float, parse_modes, sweep
-    from edgeport.validate.data import parse_resize
+    from edgeport.data.images import parse_resize
 
     if rank_by not in RANK_KEYS:
         raise UsageError(f"--rank-by {rank_by!r} is not one of {', '.join(RANK_KEYS)}", "use --rank-by snr_db or rmse_scale")

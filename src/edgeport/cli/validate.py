@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from edgeport.cli.common import WIDE_HELP
+from edgeport.cli.common import WIDE_HELP, runtime_help
 
 
 def validate(
@@ -30,7 +30,7 @@ def validate(
     statistic: Optional[str] = typer.Option(None, "--stat", "--statistic", help="Error statistic checked: elementwise (allclose), max, mean, median or pNN (percentile)."),
     compare: Optional[list[str]] = typer.Option(None, "--compare", help="scale (default for fp32/fp16: every element within atol + rtol x the output's max |ref|) or elementwise (numpy allclose: atol + rtol x |ref|); MODE or NAME:MODE (repeat)."),
     artifacts: Optional[list[str]] = typer.Option(None, "--artifact", "-a", help="Only these artifacts (repeat or comma list)."),
-    runtimes: Optional[list[str]] = typer.Option(None, "--runtime", "-r", help="Only these runtimes (repeat or comma list)."),
+    runtimes: Optional[list[str]] = typer.Option(None, "--runtime", "-r", help=runtime_help()),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, max=256, help="Threads per runtime (default 1)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=64, help="Artifact x runtime pairs run at once, each in its own process (default 1)."),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=1.0, help="Seconds per artifact x runtime before it is killed (default 300)."),

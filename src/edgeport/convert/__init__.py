@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Formats a conversion can produce, in pipeline order.
-TARGETS = ("torchscript", "onnx", "saved_model", "tflite")
+from edgeport.formats import targets
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ def register(conv: Converter) -> Converter:
     """Add ``conv`` to the registry (a test or a plug-in may add its own)."""
     if conv.source not in ("pytorch", "onnx"):
         raise ValueError(f"converter {conv.name}: source must be pytorch or onnx, not {conv.source!r}")
-    unknown = [t for t in conv.targets if t not in TARGETS]
+    unknown = [t for t in conv.targets if t not in targets()]
     if unknown:
         raise ValueError(f"converter {conv.name}: unknown targets {unknown}")
     CONVERTERS[conv.name] = conv

@@ -102,15 +102,14 @@ def parity_gate(refs: Sequence[Sample], gots: Sequence[dict[str, np.ndarray]], r
 
 
 def session_class(fmt: str) -> Any:
-    if fmt == "tflite":
-        from edgeport.runtimes.tflite import TFLiteSession
+    """The Session class of the first runtime registered for ``fmt`` (TFLite, SavedModel)."""
+    from edgeport.runtimes import runtimes_for
+    from edgeport.runtimes.job import session_class as runtime_session_class
 
-        return TFLiteSession
-    if fmt == "saved_model":
-        from edgeport.runtimes.tensorflow import SavedModelSession
-
-        return SavedModelSession
-    raise UsageError(f"edgeport.convert.check handles tflite and saved_model, not {fmt!r}", "use the validate command")
+    runtimes = runtimes_for(fmt)
+    if not runtimes:
+        raise UsageError(f"no runtime loads {fmt!r} artifacts", "check them with the validate command")
+    return runtime_session_class(runtimes[0])
 
 
 def run(

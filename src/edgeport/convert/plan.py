@@ -14,7 +14,6 @@ unfinished run that the next run completes.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -25,18 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from edgeport import __version__
-from edgeport.convert import CONVERTERS, TARGETS, Converter, tf_converters
+from edgeport import __version__, outdir
+from edgeport.convert import CONVERTERS, Converter, tf_converters
 from edgeport.convert.base import StepJob
 from edgeport.convert.sizes import SIZES_NAME
 from edgeport.errors import ConversionError, EdgeportError, OutputError, UsageError
+from edgeport.formats import label, targets
 from edgeport.fsutil import atomic_write_json, install_path, path_size, sha256_path, staging_dir
 from edgeport.manifest import MANIFEST_NAME, REFERENCE_NAME, Artifact, Attempt, Manifest
 from edgeport.models import ModelRef
+from edgeport.outdir import STATE_DIR
+from edgeport.status import CRASH, ERROR, FAILED_TO_RUN, TIMEOUT
 from edgeport.spec import IOSpec
 from edgeport.worker import run_in_worker
 
-STATE_DIR = ".edgeport"
 CACHE_NAME = "cache.json"
 SELECT = ("fastest", "first")
 # Steps from PyTorch that run at once (each a worker process): one per core, at most 3 (TorchScript, ONNX and
@@ -124,8 +125,7 @@ def _converter_order(targets: tuple[str, ...], converter: str, torch_source: boo
         order[target] = [n for n in names if target in CONVERTERS[n].targets]
         if not order[target]:
             makers = ", ".join(c.name for c in tf_converters(target))
-            what = "SavedModel" if target == "saved_model" else ".tflite"
-            raise UsageError(f"--converter {converter} makes no {what}", f"add one of {makers}, or use --converter auto")
+            raise UsageError(f"--converter {converter} makes no {label(target)}", f"add one of {makers}, or use --converter auto")
     return order
 
 
@@ -149,29 +149,12 @@ class Pipeline:
 
     # ------------------------------------------------------------------ folder
     def _prepare_out(self) -> None:
-        out = self.out
-        if out.exists() and not out.is_dir():
-            raise OutputError(f"output path {out} exists and is a file", "choose a folder with -o")
-        if out.is_dir():
-            entries = [p.name for p in out.iterdir()]
-            ours = STATE_DIR in entries or MANIFEST_NAME in entries
-            if entries and not ours:
-                raise OutputError(f"output folder {out} is not empty and was not made by edgeport",
-                                  "choose a new or empty folder with -o; edgeport never overwrites other files")
-        try:
-            (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
-            probe = out / STATE_DIR / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
-        except PermissionError:
-            raise OutputError(f"output folder {out} is not writable", "choose a writable folder with -o") from None
-        except OSError as exc:
-            raise OutputError(f"cannot write to {out}: {exc.strerror or exc}", "choose another folder with -o, or free space") from None
+        outdir.check_out(self.out)
+        outdir.ensure_writable(self.out)
 
     def _load_state(self) -> None:
         """The cache and the cleanup of interrupted runs; only under the lock (another run may be writing)."""
-        out = self.out
-        cache_file = out / STATE_DIR / CACHE_NAME
+        cache_file = self.out / STATE_DIR / CACHE_NAME
         if cache_file.exists():
             try:
                 self.cache = json.loads(cache_file.read_text())
@@ -179,22 +162,16 @@ class Pipeline:
                     self.cache = {}
             except (ValueError, OSError):
                 self.cache = {}
-        for stale in out.glob(".staging-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        outdir.remove_stale_staging(self.out)
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        path = self.out / STATE_DIR / "lock"
-        fh = open(path, "w")
         try:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self._refused = True
-                raise OutputError(f"another edgeport command is writing to {self.out}", "wait for it to finish, or use another -o") from None
-            yield
-        finally:
-            fh.close()
+            with outdir.lock(self.out):
+                yield
+        except outdir.LockRefused:
+            self._refused = True
+            raise
 
     def _save_cache(self) -> None:
         with self._cache_lock:  # steps run in threads (see _run); the JSON dump must not see a dict mid-change
@@ -274,7 +251,7 @@ class Pipeline:
                 user = res.user_error()
                 if user is not None and user.exit_code == 2:
                     raise user
-                status = {"crash": "crashed", "timeout": "timeout"}.get(res.status, "failed")
+                status = res.status if res.status in (CRASH, TIMEOUT) else ERROR
                 att = Attempt(target=step, converter=converter, status=status, reason=res.reason(), seconds=res.seconds,
                               log_tail=res.log_tail)
                 self._event(Event(step, "failed", res.seconds, f"{converter}: {res.reason()}"))
@@ -321,8 +298,8 @@ class Pipeline:
     # ------------------------------------------------------------------ main
     def run(self) -> ConvertResult:
         for t in self.opts.targets:
-            if t not in TARGETS:
-                raise UsageError(f"unknown format {t!r} in --to", f"use any of: {', '.join(TARGETS)}")
+            if t not in targets():
+                raise UsageError(f"unknown format {t!r} in --to", f"use any of: {', '.join(targets())}")
         torch_source = self.ref.is_torch
         if not torch_source and "torchscript" in self.opts.targets:
             raise UsageError("cannot make TorchScript from an ONNX file", "drop torchscript from --to")
@@ -349,7 +326,7 @@ class Pipeline:
                 shutil.rmtree(self.out, ignore_errors=True)
             raise
         except BaseException:
-            if created and not self._refused and self.out.is_dir() and not (self.out / MANIFEST_NAME).exists() and not _has_artifacts(self.out):
+            if created and not self._refused and self.out.is_dir() and not (self.out / MANIFEST_NAME).exists() and not outdir.has_artifacts(self.out):
                 shutil.rmtree(self.out, ignore_errors=True)
             raise
 
@@ -399,7 +376,7 @@ class Pipeline:
         manifest.save()
         # failures of the torch steps are recorded as attempts with non-kept status
         for a in self.attempts:
-            if a.status in ("failed", "crashed", "timeout") and a.target in ("torchscript", "onnx") and a not in self.failed:
+            if a.status in FAILED_TO_RUN and a.target in ("torchscript", "onnx") and a not in self.failed:
                 self.failed.append(a)
         return ConvertResult(manifest=manifest, failed=self.failed, parity_failed=self.parity_failed)
 
@@ -464,7 +441,7 @@ class Pipeline:
             made = next((a for a in arts if a.format == target), None)
             if arts and made is None and att.status == "kept":  # it made the other format only: say why here
                 why = next((n for a in arts for n in a.notes if "made no" in n), f"{conv} made no {target}")
-                att.status, att.reason, att.artifact = "failed", why, None
+                att.status, att.reason, att.artifact = ERROR, why, None
             if made is not None:
                 att.artifact = made.name
             return made
@@ -475,7 +452,7 @@ class Pipeline:
                                          reason=f"{self.dropped[(conv, target)]} (measured by an earlier identical run)"))
         elif art is None and ran[conv]:
             why = next((n for a in ran[conv] for n in a.notes if "made no" in n), f"{conv} made no {target}")
-            self.attempts.append(Attempt(target=target, converter=conv, status="failed", reason=why))
+            self.attempts.append(Attempt(target=target, converter=conv, status=ERROR, reason=why))
         return art
 
     def _tf_targets(self, manifest: Manifest, order: dict[str, list[str]], onnx_art: Artifact | None, io: IOSpec,
@@ -497,7 +474,7 @@ class Pipeline:
             if target not in kept and not any(a.target == target and a in self.failed for a in self.attempts):
                 tried = [a for a in self.attempts if a.target == target]
                 summary = "; ".join(f"{a.converter}: {a.reason}" for a in tried) or "no converter applies"
-                self.failed.append(Attempt(target=target, converter=self.opts.converter, status="failed", reason=summary))
+                self.failed.append(Attempt(target=target, converter=self.opts.converter, status=ERROR, reason=summary))
 
     def _auto(self, manifest: Manifest, target: str, order: dict[str, list[str]], ran: dict[str, list[Artifact]],
               kept: dict[str, Artifact], onnx_art: Artifact | None, io: IOSpec, dims: dict) -> None:
@@ -580,7 +557,7 @@ class Pipeline:
         """Measure each passing .tflite at 1 thread (same feed, same timing loop as ``edgeport bench``, for
         LATENCY_SECONDS after LATENCY_WARMUP runs); keep the fastest."""
         from edgeport.refdata import load_reference
-        from edgeport.validate.data import save_samples
+        from edgeport.data.samples import save_samples
 
         feeds = self.out / STATE_DIR / "latency-feed.npz"
         save_samples(feeds, load_reference(self.out / REFERENCE_NAME)[0][:1])
@@ -696,10 +673,6 @@ class Pipeline:
                        size_bytes=path_size(dst) + sum(path_size(self.out / r) for r in data),
                        converter="copy", parent=None, io=io, tools=tool_versions("onnx"), notes=notes, data_files=data)
         return [art], Attempt(target="onnx", converter="copy", status="kept", artifact="onnx")
-
-
-def _has_artifacts(out: Path) -> bool:
-    return any(p.name not in (STATE_DIR,) and not p.name.startswith(".staging-") for p in out.iterdir())
 
 
 def _file_digest(path: str | None) -> str | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeport.convert.base import tool_versions
+from edgeport.data.feeds import int_ranges_from
 from edgeport.errors import ModelError, UsageError
 from edgeport.forward_io import call_forward, named_outputs
 from edgeport.models import ModelRef, load_model, make_feed, resolve_input_specs
@@ -65,9 +66,7 @@ def run(*, staging: str, out_dir: str, model: dict, io: dict, dims: dict, refere
     int_ranges = {}
     if example is not None:
         feeds.append({s.name: np.asarray(a) for s, a in zip(specs, example)})
-        for s, a in zip(specs, example):
-            if np.asarray(a).dtype.kind in "iu":
-                int_ranges[s.name] = (int(np.min(a)), int(np.max(a)) + 1)
+        int_ranges = int_ranges_from(feeds)
     while len(feeds) < samples:
         feeds.append(make_feed(specs, dims, seed=ref.seed + 1000 + len(feeds), int_ranges=int_ranges))
     feeds = feeds[:max(samples, 1)]

@@ -144,7 +144,7 @@ class Quantizer:
     """A float .tflite, calibrated once (when a static recipe needs it), quantized many ways."""
 
     def __init__(self, tflite: str, io: IOSpec, mode: str, calibration: str | None) -> None:
-        from edgeport.validate.data import load_samples
+        from edgeport.data.samples import load_samples
 
         self.path = tflite
         self.model = Path(tflite).read_bytes()
@@ -193,7 +193,7 @@ class Evaluator:
 
     def __init__(self, io: IOSpec, holdout: str, reference: str, labels: Sequence[int] | None, workdir: str,
                  threads: int = 1) -> None:
-        from edgeport.validate.data import load_samples
+        from edgeport.data.samples import load_samples
 
         self.io, self.threads, self.workdir = io, threads, Path(workdir)
         self.samples = load_samples(holdout)
@@ -366,7 +366,7 @@ def _name_rows(rows: list[dict[str, Any]], q: Quantizer, io: IOSpec, holdout: st
         return ["no ONNX model to match TFLite ops with ONNX nodes by value; layers are named from TFLite tensor names"]
     from edgeport.quantize.calibration import to_artifact
     from edgeport.quantize.debug import LayerError, float_tensor_values, name_layers, tflite_consumers
-    from edgeport.validate.data import load_samples
+    from edgeport.data.samples import load_samples
 
     try:
         sample = load_samples(holdout)[0]

@@ -515,7 +515,7 @@ def debug_job(*, saved_model: str, io: dict[str, Any], calibration: str, debug_s
     used to calibrate) only measures how far activations overflow the calibrated ranges on new inputs.
     """
     from edgeport.quantize.calibration import to_artifact
-    from edgeport.validate.data import load_samples
+    from edgeport.data.samples import load_samples
 
     t0 = time.perf_counter()
     tf = import_tensorflow()

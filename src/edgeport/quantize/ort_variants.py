@@ -77,7 +77,7 @@ def quantize_job(*, onnx: str, io: dict[str, Any], mode: str, out: str, calibrat
                 if not calibration:
                     raise InputError("static quantization needs calibration samples", "pass --calibration DATA")
                 from edgeport.quantize.calibration import FeedReader
-                from edgeport.validate.data import load_samples
+                from edgeport.data.samples import load_samples
 
                 reader = FeedReader(load_samples(calibration), spec)
                 quantize_static(model_in, str(target), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,

@@ -42,7 +42,7 @@ from edgeport.manifest import Artifact, Manifest
 from edgeport.quantize import calibration as cal
 from edgeport.refdata import Sample, load_reference
 from edgeport.spec import IOSpec
-from edgeport.validate.data import load_samples, save_samples
+from edgeport.data.samples import load_samples, save_samples
 from edgeport.validate.metrics import error_metrics, is_classifier_like, json_number
 from edgeport.worker import CRASH, TIMEOUT, WorkerResult, run_in_worker
 
@@ -534,7 +534,7 @@ class Sweep:
             inputs, _ = load_reference(m.reference_path)
         except EdgeportError:
             return {}
-        from edgeport.validate.data import int_ranges_from
+        from edgeport.data.feeds import int_ranges_from
 
         return int_ranges_from(inputs)
 

@@ -18,7 +18,7 @@ mode               TFLiteConverter settings
                    ``tf.lite.experimental.QuantizationDebugger``'s ``denylisted_nodes``
 =================  =========================================================================================
 
-Calibration samples arrive as an .npz in the reference layout (:func:`edgeport.validate.data.save_samples`)
+Calibration samples arrive as an .npz in the reference layout (:func:`edgeport.data.samples.save_samples`)
 and are put into the SavedModel's layout with its IOSpec (``perm``) before calibrating. TensorFlow is
 imported only inside the worker functions.
 """
@@ -66,7 +66,7 @@ def make_converter(saved_model: str, mode: str, io: IOSpec, calibration: str | N
     if not calibration:
         raise InputError(f"mode {mode} needs calibration samples", "pass --calibration DATA")
     from edgeport.quantize.calibration import representative_dataset
-    from edgeport.validate.data import load_samples
+    from edgeport.data.samples import load_samples
 
     samples = load_samples(calibration)
     conv.representative_dataset = representative_dataset(samples, io)

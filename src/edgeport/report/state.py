@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgeport.convert.plan import STATE_DIR
+from edgeport.outdir import STATE_DIR
 from edgeport.manifest import MANIFEST_NAME
 
 RESULT_NAMES = {"validate": "validate.json", "bench": "bench.json"}

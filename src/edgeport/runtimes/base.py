@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeport.data.feeds import np_dtype
 from edgeport.errors import RuntimeFailure, UsageError
 from edgeport.spec import IOSpec, to_artifact_layout, to_reference_layout
 
@@ -51,7 +52,7 @@ class Session(ABC):
             if arr.ndim != spec.rank:
                 raise UsageError(f"input {ref!r} has rank {arr.ndim}, {self.path.name} expects rank {spec.rank}",
                                  f"give a tensor shaped like {list(spec.shape)}")
-            native[spec.name] = np.ascontiguousarray(to_artifact_layout(arr, spec).astype(_np_dtype(spec.dtype), copy=False))
+            native[spec.name] = np.ascontiguousarray(to_artifact_layout(arr, spec).astype(np_dtype(spec.dtype), copy=False))
         return native
 
     def from_native(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -70,7 +71,3 @@ class Session(ABC):
         t0 = time.perf_counter()
         out = self.run_native(native)
         return self.from_native(out), time.perf_counter() - t0
-
-
-def _np_dtype(name: str) -> Any:
-    return np.dtype(name) if name != "bfloat16" else np.float32

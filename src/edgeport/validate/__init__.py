@@ -1,4 +1,4 @@
-"""Parity validation across runtimes: feeds (data), metrics, the matrix (parity), localization, reports.
+"""Parity validation across runtimes: the matrix (parity), its rows (results), worker runs (runner), metrics, reports.
 
     from edgeport.validate import ValidateOptions, validate_dir, validate_files
     report = validate_dir("out/", ValidateOptions(samples=4))
@@ -17,8 +17,8 @@ __all__ = ["ValidateOptions", "ValidationReport", "TargetResult", "Tolerance", "
 
 _WHERE = {
     "ValidateOptions": "edgeport.validate.parity",
-    "ValidationReport": "edgeport.validate.parity",
-    "TargetResult": "edgeport.validate.parity",
+    "ValidationReport": "edgeport.validate.results",
+    "TargetResult": "edgeport.validate.results",
     "validate_dir": "edgeport.validate.parity",
     "validate_files": "edgeport.validate.parity",
     "Tolerance": "edgeport.validate.metrics",

@@ -614,7 +614,7 @@ def localize_job(*, mode: str, feed: str, atol: float, rtol: float, onnx: str | 
 
     ``pytorch-onnx`` and ``onnx-tflite`` take ``onnx``/``tflite`` (with their IOSpecs) and ``ref_io``;
     ``onnx-onnx`` and ``tflite-tflite`` take ``reference`` and ``candidate`` (with theirs)."""
-    from edgeport.validate.data import load_samples
+    from edgeport.data.samples import load_samples
 
     sample = load_samples(feed)[0]
     if mode in ("onnx-onnx", "tflite-tflite"):

@@ -17,9 +17,8 @@ from typing import Any
 from edgeport.errors import InputError, UsageError
 from edgeport.manifest import Artifact
 from edgeport.spec import IOSpec, TensorSpec, default_layout
-from edgeport.validate.data import npz_feeds
+from edgeport.data.feeds import npz_feeds
 
-PROBE_JOB = "edgeport.runtimes.job:probe_io_job"
 
 
 def _norm(name: str) -> str:
@@ -74,17 +73,9 @@ def align(ref: IOSpec, cand: IOSpec, fa: str, fb: str) -> IOSpec:
 
 
 def _probe(fmt: str, path: Path, timeout: float) -> IOSpec | None:
-    from edgeport.worker import run_in_worker
+    from edgeport.runtimes.job import probe_file
 
-    res = run_in_worker(PROBE_JOB, {"format": fmt, "path": str(path)}, timeout=timeout)
-    if not res.ok:
-        err = res.user_error()
-        if err is not None:
-            raise err
-        from edgeport.errors import RuntimeFailure
-
-        raise RuntimeFailure(f"cannot read the inputs and outputs of {path.name}: {res.reason()}", "check that the file is a valid model")
-    return IOSpec.from_json(res.value) if res.value else None
+    return probe_file(fmt, path, timeout)
 
 
 def _npz_io(path: str, template: IOSpec | None) -> IOSpec:
@@ -118,21 +109,18 @@ def fixed_sizes(ref: IOSpec, cand: IOSpec) -> dict[str, int]:
     return dims
 
 
-FORMAT_BY_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".pt": "torchscript", ".pth": "torchscript",
-                    ".ts": "torchscript", ".jit": "torchscript", ".ptl": "torchscript"}
-
-
 def detect_format(path: Path) -> str:
+    from edgeport.formats import format_of
+    from edgeport.runtimes import runtimes_for
+
+    fmt = format_of(path)
+    if fmt is not None and runtimes_for(fmt):
+        return fmt
     if path.is_dir():
-        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
-            return "saved_model"
         if (path / "manifest.json").exists():
             raise UsageError(f"{path} is an edgeport output folder", f"run edgeport validate {path} (one argument)")
         raise UsageError(f"{path} is a folder but not a SavedModel", "pass .onnx, .tflite, TorchScript .pt files or a SavedModel folder")
-    fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
-    if fmt is None:
-        raise UsageError(f"cannot tell the format of {path.name}", "pass .onnx, .tflite, TorchScript .pt files or a SavedModel folder")
-    return fmt
+    raise UsageError(f"cannot tell the format of {path.name}", "pass .onnx, .tflite, TorchScript .pt files or a SavedModel folder")
 
 
 def describe_pair(pa: Path, pb: Path, opts: Any) -> tuple[Artifact, Artifact, IOSpec, dict[str, int], list[str]]:

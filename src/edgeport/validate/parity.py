@@ -19,7 +19,6 @@ reference.npz and their outputs are used instead.
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import os
 import tempfile
 import time
@@ -28,52 +27,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
-from edgeport import __version__
-from edgeport.errors import EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK, EdgeportError, InputError, UsageError
+from edgeport.errors import InputError, UsageError
+from edgeport.formats import stage
 from edgeport.manifest import Artifact, Manifest
 from edgeport.refdata import Sample, load_reference
-from edgeport.runtimes import RUNTIMES, runtimes_for
+from edgeport.runtimes import RUNTIMES, runtime_missing, runtimes_for
 from edgeport.spec import IOSpec
+from edgeport.status import CRASH, ERROR, FAIL, FAILED_TO_RUN, PASS, SKIPPED, TIMEOUT  # noqa: F401 - the row statuses
 from edgeport.validate.config import ToleranceConfig, kind_of
-from edgeport.validate.data import Feeds, image_feeds, int_ranges_from, npz_feeds, random_feeds, save_samples, load_samples
-from edgeport.validate.metrics import OutputComparison, compare_samples, json_number
+from edgeport.data.feeds import Feeds, int_ranges_from, npz_feeds, random_feeds
+from edgeport.data.images import image_feeds
+from edgeport.data.samples import save_samples
+from edgeport.validate.metrics import compare_samples
+from edgeport.validate.results import StageResult, TargetResult, ValidationReport
+from edgeport.validate.runner import RunOutcome, Runner, Target
 from edgeport.validate.worst import worst_output
 
-SCHEMA = "edgeport.validate/1"
-PASS, FAIL, ERROR, CRASH, TIMEOUT, SKIPPED = "pass", "fail", "error", "crash", "timeout", "skipped"
-FAILED_TO_RUN = (ERROR, CRASH, TIMEOUT)
 DEFAULT_SAMPLES = 4
 DEFAULT_TIMEOUT = 300.0
 STORED_REFERENCE = ("stored", "reference.npz")  # --reference values meaning "the outputs in reference.npz"
-JOB = "edgeport.runtimes.job:run_session_job"
 LOCALIZE_JOB = "edgeport.validate.localize:localize_job"
-
-# Python modules a runtime needs (any one of them); checked without importing, so a device without
-# torch reports "skipped: torch is not installed" instead of a failure.
-RUNTIME_REQUIRES: dict[str, tuple[str, ...]] = {
-    "torch_eager": ("torch",),
-    "torchscript": ("torch",),
-    "onnxruntime": ("onnxruntime",),
-    "tensorflow": ("tensorflow",),
-    "tflite": ("ai_edge_litert", "tflite_runtime", "tensorflow"),
-}
-
-
-def runtime_missing(runtime: str) -> str | None:
-    """Why ``runtime`` cannot run in this environment (None when it can)."""
-    mods = RUNTIME_REQUIRES.get(runtime, ())
-    if not mods:
-        return None
-    for m in mods:
-        try:
-            if importlib.util.find_spec(m) is not None:
-                return None
-        except (ImportError, ValueError):
-            continue
-    return f"{' or '.join(mods)} is not installed"
-
 
 # ------------------------------------------------------------------------------------------ options
 
@@ -101,229 +75,7 @@ class ValidateOptions:
     progress: Callable[[str], None] | None = None
 
 
-# ------------------------------------------------------------------------------------------ results
-
-
-@dataclass
-class TargetResult:
-    """One artifact on one runtime: its status and one comparison per output. Truthy when it passed."""
-
-    artifact: str
-    format: str
-    variant: str
-    runtime: str
-    status: str
-    role: str = "candidate"  # or "reference"
-    parent: str | None = None
-    reason: str = ""
-    backend: str = ""
-    seconds: float = 0.0
-    latency_ms: float | None = None
-    compared_with: str = ""
-    outputs: list[OutputComparison] = field(default_factory=list)
-    log_tail: str = ""
-    delegation: dict[str, Any] | None = None  # .tflite: edgeport.runtimes.tflite_delegation report
-    sizes: dict[str, Any] | None = None  # checked at other sizes of the dynamic dims (see _check_sizes)
-
-    def __bool__(self) -> bool:
-        return self.status in (PASS, SKIPPED)
-
-    @property
-    def key(self) -> str:
-        return f"{self.artifact}/{self.runtime}"
-
-    def failing_outputs(self) -> list[OutputComparison]:
-        return [o for o in self.outputs if not o.passed]
-
-    def to_json(self) -> dict[str, Any]:
-        d = {
-            "artifact": self.artifact, "format": self.format, "variant": self.variant, "kind": kind_of(self.variant),
-            "runtime": self.runtime, "role": self.role, "parent": self.parent, "status": self.status,
-            "passed": bool(self), "reason": self.reason, "backend": self.backend, "seconds": round(self.seconds, 3),
-            "latency_ms": round(self.latency_ms, 4) if self.latency_ms is not None else None,
-            "compared_with": self.compared_with, "outputs": [o.to_json() for o in self.outputs],
-        }
-        if self.status in FAILED_TO_RUN and self.log_tail:
-            d["log_tail"] = self.log_tail[-2000:]
-        if self.delegation is not None:
-            d["delegation"] = self.delegation
-        if self.sizes is not None:
-            d["sizes"] = self.sizes
-        return d
-
-
-@dataclass
-class StageResult:
-    """Error one conversion step added: the artifact against its parent, and both against the reference."""
-
-    parent: str
-    artifact: str
-    parent_runtime: str
-    runtime: str
-    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"parent": self.parent, "artifact": self.artifact, "parent_runtime": self.parent_runtime,
-                "runtime": self.runtime, "outputs": {k: {m: json_number(v) for m, v in d.items()} for k, d in self.outputs.items()}}
-
-
-@dataclass
-class ValidationReport:
-    """Everything ``edgeport validate`` found. Truthy when every row passed (or was skipped)."""
-
-    root: str
-    reference: dict[str, Any]
-    feeds: dict[str, Any]
-    results: list[TargetResult] = field(default_factory=list)
-    stages: list[StageResult] = field(default_factory=list)
-    localizations: list[dict[str, Any]] = field(default_factory=list)
-    tolerances: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    worst: dict[str, Any] | None = field(default=None, repr=False)  # the worst output's values (not in to_json)
-
-    @property
-    def ran(self) -> list[TargetResult]:
-        return [r for r in self.results if r.status != SKIPPED]
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.ran) and all(self.results)
-
-    def __bool__(self) -> bool:
-        return self.passed
-
-    @property
-    def exit_code(self) -> int:
-        if any(r.status in FAILED_TO_RUN for r in self.results) or not self.ran:
-            return EXIT_FAILED
-        if any(r.status == FAIL for r in self.results):
-            return EXIT_CHECK_FAILED
-        return EXIT_OK
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for r in self.results:
-            out[r.status] = out.get(r.status, 0) + 1
-        return out
-
-    def summary(self) -> str:
-        """One line: overall verdict and counts, naming what failed."""
-        c = self.counts()
-        parts = ", ".join(f"{v} {k}" for k, v in sorted(c.items()))
-        if self.passed:
-            return f"parity OK: {parts}"
-        bad = []
-        for r in self.results:
-            if r.status == FAIL:
-                outs = ", ".join(o.name for o in r.failing_outputs())
-                bad.append(f"{r.key} ({outs})" if outs else r.key)
-            elif r.status in FAILED_TO_RUN:
-                bad.append(f"{r.key} [{r.status}]")
-        if not self.ran:
-            return "nothing could be validated: " + (parts or "no artifacts")
-        return f"parity FAILED: {parts}; " + "; ".join(bad)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "edgeport_version": __version__,
-            "passed": self.passed,
-            "exit_code": self.exit_code,
-            "summary": self.summary(),
-            "root": self.root,
-            "reference": self.reference,
-            "inputs": self.feeds,
-            "tolerances": self.tolerances,
-            "counts": self.counts(),
-            "results": [r.to_json() for r in self.results],
-            "stages": [s.to_json() for s in self.stages],
-            "localization": self.localizations,
-            "notes": self.notes,
-            "seconds": round(self.seconds, 3),
-        }
-
-
 # ------------------------------------------------------------------------------------------ plan
-
-
-@dataclass
-class Target:
-    """An artifact (with its absolute path) and the runtime that runs it."""
-
-    artifact: Artifact
-    path: Path
-    runtime: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.artifact.name}/{self.runtime}"
-
-    def session_options(self) -> dict[str, Any]:
-        if self.artifact.format == "pytorch":
-            return {"model": self.artifact.options.get("model")}
-        return {}
-
-
-@dataclass
-class RunOutcome:
-    status: str  # ok, error, crash, timeout
-    outputs: list[Sample] | None = None
-    reason: str = ""
-    backend: str = ""
-    seconds: float = 0.0
-    latency_ms: float | None = None
-    log_tail: str = ""
-    user_error: EdgeportError | None = None
-
-
-def _child_env() -> dict[str, str]:
-    """PYTHONPATH made absolute: workers start in a temporary folder."""
-    pp = os.environ.get("PYTHONPATH", "")
-    parts = [os.path.abspath(p) for p in pp.split(os.pathsep) if p]
-    return {"PYTHONPATH": os.pathsep.join(parts)} if parts else {}
-
-
-class Runner:
-    """Runs targets in workers over one set of feeds (kept in a temporary folder)."""
-
-    def __init__(self, tmp: Path, threads: int, timeout: float, keep: str | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
-        self.tmp = tmp
-        self.threads = threads
-        self.timeout = timeout
-        self.keep = Path(keep) if keep else None
-        self.progress = progress or (lambda s: None)
-        self._ids = itertools.count(1)
-
-    def run(self, target: Target, samples: list[Sample]) -> RunOutcome:
-        from edgeport.worker import run_in_worker
-
-        n = next(self._ids)
-        feeds = self.tmp / f"feeds-{n}.npz"
-        out = self.tmp / f"outputs-{n}.npz"
-        save_samples(feeds, samples)
-        cls = RUNTIMES.get(target.runtime, {}).get("cls")
-        self.progress(f"running {target.key}")
-        res = run_in_worker(JOB, {
-            "runtime": target.runtime, "path": str(target.path), "io": target.artifact.io.to_json(),
-            "feeds": str(feeds), "out": str(out), "threads": self.threads, "options": target.session_options(), "cls": cls,
-            "warmup": 1,
-        }, timeout=self.timeout, env=_child_env())
-        if not res.ok:
-            return RunOutcome(res.status, reason=res.reason(), seconds=res.seconds, log_tail=res.log_tail,
-                              user_error=res.user_error())
-        value = res.value or {}
-        try:
-            outputs = load_samples(out)
-        except EdgeportError as exc:
-            return RunOutcome("error", reason=f"could not read the outputs: {exc.message}", seconds=res.seconds)
-        if self.keep:
-            self.keep.mkdir(parents=True, exist_ok=True)
-            save_samples(self.keep / f"{target.artifact.name}.{target.runtime}.npz", outputs)
-        times = value.get("run_seconds") or []
-        return RunOutcome("ok", outputs, backend=str(value.get("backend", "")), seconds=res.seconds,
-                          latency_ms=1000.0 * float(np.mean(times)) if times else None)
 
 
 def _stage_parent(art: Artifact, arts: dict[str, Artifact]) -> Artifact | None:
@@ -677,8 +429,7 @@ def _stages(targets: list[Target], arts: dict[str, Artifact], outputs: dict[str,
                 "parent_total_max_abs": parent_vs_ref[c.name].metrics.get("max_abs") if c.name in parent_vs_ref else None,
             }
         stages.append(st)
-    order = {"pytorch": 0, "torchscript": 1, "exported_program": 1, "onnx": 2, "saved_model": 3, "tflite": 4}
-    stages.sort(key=lambda s: (order.get(arts[s.artifact].format, 9), s.artifact))
+    stages.sort(key=lambda s: (stage(arts[s.artifact].format), s.artifact))
     return stages
 
 
@@ -736,7 +487,7 @@ def _localize(rows: list[TargetResult], targets: list[Target], arts: dict[str, A
         done.add(pair)
         if opts.progress:
             opts.progress(f"localizing {pair[0]} vs {pair[1]}")
-        res = run_in_worker(LOCALIZE_JOB, job, timeout=max(opts.timeout, 600.0), env=_child_env())
+        res = run_in_worker(LOCALIZE_JOB, job, timeout=max(opts.timeout, 600.0))
         if res.ok:
             entry = dict(res.value or {})
         else:

@@ -1,4 +1,4 @@
-"""Render a :class:`~edgeport.validate.parity.ValidationReport`: console table, JSON, JUnit XML, Markdown.
+"""Render a :class:`~edgeport.validate.results.ValidationReport`: console table, JSON, JUnit XML, Markdown.
 
 - JSON (``--json``): ``report.to_json()``, schema ``edgeport.validate/1``: ``passed``, ``exit_code`` and
   per artifact and runtime a ``status`` (pass/fail/error/crash/timeout/skipped) with metrics per output.
@@ -18,7 +18,8 @@ from typing import Any
 
 from edgeport.fsutil import atomic_write_text
 from edgeport.validate.metrics import OutputComparison
-from edgeport.validate.parity import CRASH, ERROR, FAIL, PASS, SKIPPED, TIMEOUT, TargetResult, ValidationReport
+from edgeport.status import CRASH, ERROR, FAIL, PASS, SKIPPED, TIMEOUT
+from edgeport.validate.results import TargetResult, ValidationReport
 
 ICONS = {PASS: "✅", FAIL: "❌", ERROR: "💥", CRASH: "💥", TIMEOUT: "⏱️", SKIPPED: "➖"}
 STYLES = {PASS: "green", FAIL: "bold red", ERROR: "bold magenta", CRASH: "bold magenta", TIMEOUT: "bold magenta", SKIPPED: "dim"}

@@ -196,12 +196,12 @@ def _default_name(reference: str) -> str:
 def _check_resolves(spec: ModelSpec, where: str) -> None:
     """The reference, input specs, formats and converter must make sense before anything runs."""
     from edgeport.api import SourceOptions, model_ref
-    from edgeport.convert import TARGETS
+    from edgeport.formats import targets
 
-    bad = [f for f in spec.formats if f not in TARGETS]
+    bad = [f for f in spec.formats if f not in targets()]
     if bad or not spec.formats:
         raise UsageError(f"{where}: unknown format {bad[0]!r}" if bad else f"{where}: formats is empty",
-                         f"use any of: {', '.join(TARGETS)}")
+                         f"use any of: {', '.join(targets())}")
     try:
         model_ref(spec.reference, SourceOptions(inputs=spec.inputs, inputs_npz=spec.inputs_npz, weights=spec.weights,
                                                 trust_pickle=spec.trust_pickle, seed=spec.seed))

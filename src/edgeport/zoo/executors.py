@@ -34,7 +34,7 @@ def failed_row(spec: ModelSpec, out_root: str, reason: str, seconds: float = 0.0
 
 def run_pool(specs: list[ModelSpec], out_root: str, jobs: int, max_memory_mb: float | None,
              on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    from edgeport.convert.plan import STATE_DIR
+    from edgeport.outdir import STATE_DIR
     from edgeport.worker import run_in_worker
 
     def one(spec: ModelSpec) -> dict[str, Any]:

@@ -145,7 +145,7 @@ def _fingerprint(out: Path, step: str, settings: dict[str, Any]) -> str:
 def _cached(out: Path, step: str, settings: dict[str, Any], row: dict, compute) -> dict[str, Any]:
     """``compute()`` unless the stored result of this step has the same fingerprint."""
     from edgeport.fsutil import atomic_write_json
-    from edgeport.convert.plan import STATE_DIR
+    from edgeport.outdir import STATE_DIR
 
     key = _fingerprint(out, step, settings)
     path = out / STATE_DIR / STATE_SUBDIR / f"{step}.json"
