@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from edgeport.convert import onnx_data  # noqa: E402
+from edgeport import onnx_data  # noqa: E402
 from edgeport.errors import ConversionError, ModelError, SecurityError  # noqa: E402
 
 

@@ -501,7 +501,7 @@ def load_parent(parent_path: str | None, ref_io: IOSpec, converter: str) -> tupl
     """The parent .onnx (external data folded in), its sha256 before conversion, checked against the reference IO."""
     import onnx
 
-    from edgeport.convert.onnx_data import fits_one_file
+    from edgeport.onnx_data import fits_one_file
 
     if not parent_path:
         raise UsageError(f"the {converter} step needs the .onnx file (parent_path)", "convert to onnx first")

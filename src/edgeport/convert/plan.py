@@ -652,7 +652,7 @@ class Pipeline:
         (checked to stay inside the model's folder) go under model.onnx.data/, the copy's locations
         pointing there; the manifest records each with its sha256."""
         from edgeport.convert.base import tool_versions
-        from edgeport.convert.onnx_data import DATA_DIR, copy_with_data
+        from edgeport.onnx_data import DATA_DIR, copy_with_data
 
         dst = self.out / "model.onnx"
         rels: list[str] = []

@@ -163,7 +163,7 @@ def _run_onnx(ref: ModelRef, staging: str, samples: int, options: dict) -> dict:
     import onnx
     import onnxruntime as ort
 
-    from edgeport.convert.onnx_data import external_files
+    from edgeport.onnx_data import external_files
 
     try:
         proto = onnx.load(ref.path, load_external_data=False)

@@ -39,14 +39,14 @@ def open_session(model: str | bytes, threads: int = 1, optimize: bool = True, wh
 
 def check_external_data(path: Path) -> None:
     """Refuse a model whose external data files are missing or outside its folder, in one line
-    (:func:`edgeport.convert.onnx_data.external_files`). That needs ``onnx``; where it is not installed
+    (:func:`edgeport.onnx_data.external_files`). That needs ``onnx``; where it is not installed
     (the device profile) ONNX Runtime's own check refuses locations outside the model's folder. A file
     that is not ONNX at all is left to ONNX Runtime, whose error says so."""
     try:
         import onnx  # noqa: F401
     except ImportError:
         return
-    from edgeport.convert.onnx_data import external_files
+    from edgeport.onnx_data import external_files
 
     try:
         external_files(path)
