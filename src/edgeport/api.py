@@ -557,8 +557,8 @@ def _check_quantize(qo: dict[str, Any], cal: dict[str, Any]) -> None:
 
 
 def _calibration_values(cal: dict[str, Any]) -> dict[str, Any]:
+    from edgeport.data.images import parse_floats, parse_resize
     from edgeport.data.layout import parse_layout
-    from edgeport.data.images import parse_resize
 
     out = dict(cal)
     for key in ("source", "eval_source", "labels"):
@@ -568,18 +568,7 @@ def _calibration_values(cal: dict[str, Any]) -> dict[str, Any]:
         out["resize"] = parse_resize(out["resize"])
     for key in ("mean", "std"):
         if key in out:
-            out[key] = _floats(out[key], f"--{key}")
+            out[key] = parse_floats(out[key], f"--{key}")
     if isinstance(out.get("data_layout"), str):
         out["data_layout"] = parse_layout(out["data_layout"])
     return out
-
-
-def _floats(value: Any, what: str) -> tuple[float, ...] | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            return tuple(float(x) for x in value.replace(" ", "").split(",") if x)
-        except ValueError:
-            raise UsageError(f"{what} {value!r} is not a list of numbers", f"write {what} 0.485,0.456,0.406") from None
-    return tuple(float(x) for x in value)

@@ -426,13 +426,7 @@ def install(name: str, *, echo: Echo | None = None, force: bool = False, base_py
     """
     b = _isolated(name)
     echo = echo or _default_echo
-    if os.environ.get(b.python_env):
-        raise UsageError(f"${b.python_env} is set, so edgeport uses that interpreter for {name} and manages no venv",
-                         f"unset {b.python_env} to let edgeport install its own")
-    req = requirements_path(name)
-    if not req.is_file():
-        raise UsageError(f"requirement file {req} for the {name} backend does not exist",
-                         f"reinstall edgeport, or fix ${b.requirements_env}")
+    req = _install_requirements(b, name)
     root = venv_dir(name)
     current = isolated_status(name)
     if current["installed"] and not force:
@@ -449,30 +443,7 @@ def install(name: str, *, echo: Echo | None = None, force: bool = False, base_py
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
         try:
-            env = dict(os.environ)
-            for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PIP_REQUIRE_VIRTUALENV"):
-                env.pop(var, None)
-            env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-            echo(f"creating a virtual environment with {base} in {root} ...")
-            rc, tail = _run_streamed([base, "-m", "venv", str(tmp)], echo, timeout=600, env=env)
-            if rc != 0:
-                raise ConversionError(f"creating the {name} venv failed: {_last_error_line(tail) or f'exit code {rc}'}",
-                                      "check that this Python has the venv module (Debian: apt-get install python3-venv)")
-            py = _venv_python(tmp)
-            echo(f"installing {req.name} (pinned; TensorFlow is large, this takes a few minutes) ...")
-            pip = [str(py), "-m", "pip", "install", "--no-input", "--prefer-binary", *(["--no-deps"] if b.no_deps else []),
-                   "-r", str(req)]
-            rc, tail = _run_streamed(pip, echo, timeout=INSTALL_TIMEOUT_S, env=env)
-            if rc != 0:
-                raise ConversionError(f"installing the {name} backend failed: {_last_error_line(tail) or f'pip exit code {rc}'}",
-                                      "check the network access to the package index and the pins in " + str(req))
-            echo("checking the installed backend imports ...")
-            env_smoke = dict(env)
-            env_smoke.update({"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
-            rc, tail = _run_streamed([str(py), "-c", b.smoke_import], lambda _l: None, timeout=600, env=env_smoke)
-            if rc != 0:
-                raise ConversionError(f"the {name} backend installed but does not import: {_last_error_line(tail)}",
-                                      f"report this; the pins in {req} may need an update")
+            _build_venv(b, name, base, req, tmp, root, echo)
             stamp = {"name": name, "requirements": str(req), "requirements_sha256": _sha256(req),
                      "base_python": base, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                      "install_seconds": round(time.monotonic() - start, 1)}
@@ -486,6 +457,46 @@ def install(name: str, *, echo: Echo | None = None, force: bool = False, base_py
             raise
     echo(f"{name} installed in {root} ({time.monotonic() - start:.0f} s)")
     return isolated_status(name)
+
+
+def _install_requirements(b: ManagedEnv, name: str) -> Path:
+    """The pinned requirement file to install from; a UsageError when edgeport is told to manage no venv."""
+    if os.environ.get(b.python_env):
+        raise UsageError(f"${b.python_env} is set, so edgeport uses that interpreter for {name} and manages no venv",
+                         f"unset {b.python_env} to let edgeport install its own")
+    req = requirements_path(name)
+    if not req.is_file():
+        raise UsageError(f"requirement file {req} for the {name} backend does not exist",
+                         f"reinstall edgeport, or fix ${b.requirements_env}")
+    return req
+
+
+def _build_venv(b: ManagedEnv, name: str, base: str, req: Path, tmp: Path, root: Path, echo: Echo) -> None:
+    """``python -m venv`` into ``tmp``, ``pip install -r req`` there, and a smoke import; ConversionError on a failed step."""
+    env = dict(os.environ)
+    for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PIP_REQUIRE_VIRTUALENV"):
+        env.pop(var, None)
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    echo(f"creating a virtual environment with {base} in {root} ...")
+    rc, tail = _run_streamed([base, "-m", "venv", str(tmp)], echo, timeout=600, env=env)
+    if rc != 0:
+        raise ConversionError(f"creating the {name} venv failed: {_last_error_line(tail) or f'exit code {rc}'}",
+                              "check that this Python has the venv module (Debian: apt-get install python3-venv)")
+    py = _venv_python(tmp)
+    echo(f"installing {req.name} (pinned; TensorFlow is large, this takes a few minutes) ...")
+    pip = [str(py), "-m", "pip", "install", "--no-input", "--prefer-binary", *(["--no-deps"] if b.no_deps else []),
+           "-r", str(req)]
+    rc, tail = _run_streamed(pip, echo, timeout=INSTALL_TIMEOUT_S, env=env)
+    if rc != 0:
+        raise ConversionError(f"installing the {name} backend failed: {_last_error_line(tail) or f'pip exit code {rc}'}",
+                              "check the network access to the package index and the pins in " + str(req))
+    echo("checking the installed backend imports ...")
+    env_smoke = dict(env)
+    env_smoke.update({"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
+    rc, tail = _run_streamed([str(py), "-c", b.smoke_import], lambda _l: None, timeout=600, env=env_smoke)
+    if rc != 0:
+        raise ConversionError(f"the {name} backend installed but does not import: {_last_error_line(tail)}",
+                              f"report this; the pins in {req} may need an update")
 
 
 def _python_version(python: str) -> tuple[int, int] | None:

@@ -74,23 +74,43 @@ class PackResult:
 def pack(out_dir: str | os.PathLike, dest: str | os.PathLike, artifacts: list[str] | None = None) -> PackResult:
     """Write a bundle of ``out_dir``'s deployable artifacts (or the named ``artifacts``) to ``dest``."""
     m = Manifest.load(out_dir)
-    if artifacts:
-        chosen: list[Artifact] = []
-        for name in dict.fromkeys(artifacts):
-            a = m.artifact(name)
-            if a.format == "pytorch":
-                raise UsageError(f"artifact {name!r} is the PyTorch model itself, not a file a device can run",
-                                 f"bundle converted artifacts, e.g. {', '.join(x.name for x in m.artifacts if x.format in deployable()) or ', '.join(deployable())}")
-            chosen.append(a)
-    else:
+    chosen = _chosen_artifacts(m, artifacts)
+    problems = m.verify([a.name for a in chosen])
+    if problems:
+        raise ManifestError(f"cannot bundle {m.root}: {problems[0]}", "re-run edgeport convert to re-create the artifacts")
+    files, reference = _bundle_files(m, chosen)
+    bundled = replace(m, artifacts=chosen, attempts=[], reference=reference,
+                      extra={**m.extra, "bundle": {"schema": BUNDLE_SCHEMA, "edgeport_version": __version__,
+                                                   "artifacts": [a.name for a in chosen],
+                                                   "from_artifacts": [a.name for a in m.artifacts]}})
+    manifest_bytes = (json.dumps(bundled.to_json(), indent=2) + "\n").encode("utf-8")
+    result = PackResult(Path(dest), [a.name for a in chosen])
+    _write_archive(Path(dest), manifest_bytes, files, result)
+    result.size_bytes = result.path.stat().st_size
+    return result
+
+
+def _chosen_artifacts(m: Manifest, artifacts: list[str] | None) -> list[Artifact]:
+    """The named artifacts (each once; never the PyTorch model itself), or every deployable one."""
+    if not artifacts:
         chosen = [a for a in m.artifacts if a.format in deployable()]
         if not chosen:
             raise UsageError(f"{m.root} has no .tflite or .onnx artifact to bundle",
                              f"run edgeport convert MODEL --to onnx,tflite -o {m.root} first")
-    problems = m.verify([a.name for a in chosen])
-    if problems:
-        raise ManifestError(f"cannot bundle {m.root}: {problems[0]}", "re-run edgeport convert to re-create the artifacts")
+        return chosen
+    chosen = []
+    for name in dict.fromkeys(artifacts):
+        a = m.artifact(name)
+        if a.format == "pytorch":
+            raise UsageError(f"artifact {name!r} is the PyTorch model itself, not a file a device can run",
+                             f"bundle converted artifacts, e.g. {', '.join(x.name for x in m.artifacts if x.format in deployable()) or ', '.join(deployable())}")
+        chosen.append(a)
+    return chosen
 
+
+def _bundle_files(m: Manifest, chosen: list[Artifact]) -> tuple[list[tuple[str, Path]], dict[str, Any]]:
+    """(member name, file) of every artifact file (a folder artifact's files, ONNX external data) and of the
+    reference data, and the bundled manifest's reference entry (its ``sizes`` kept only when that file exists)."""
     files: list[tuple[str, Path]] = []
     for a in chosen:
         p = m.abspath(a)
@@ -100,22 +120,19 @@ def pack(out_dir: str | os.PathLike, dest: str | os.PathLike, artifacts: list[st
             files.append((_norm(a.path), p))
         files.extend((_norm(rel), Path(m.root) / rel) for rel in sorted(a.data_files))  # ONNX external data
     reference = dict(m.reference)
-    if reference.get("path"):
-        files.append((_norm(reference["path"]), m.reference_path))
-        sizes = reference.get("sizes") or {}
-        if sizes.get("path") and (Path(m.root) / sizes["path"]).is_file():  # samples at other dynamic sizes
-            files.append((_norm(sizes["path"]), Path(m.root) / sizes["path"]))
-        elif sizes:
-            reference.pop("sizes")
-    else:
-        reference = {}
-    bundled = replace(m, artifacts=chosen, attempts=[], reference=reference,
-                      extra={**m.extra, "bundle": {"schema": BUNDLE_SCHEMA, "edgeport_version": __version__,
-                                                   "artifacts": [a.name for a in chosen],
-                                                   "from_artifacts": [a.name for a in m.artifacts]}})
-    manifest_bytes = (json.dumps(bundled.to_json(), indent=2) + "\n").encode("utf-8")
+    if not reference.get("path"):
+        return files, {}
+    files.append((_norm(reference["path"]), m.reference_path))
+    sizes = reference.get("sizes") or {}
+    if sizes.get("path") and (Path(m.root) / sizes["path"]).is_file():  # samples at other dynamic sizes
+        files.append((_norm(sizes["path"]), Path(m.root) / sizes["path"]))
+    elif sizes:
+        reference.pop("sizes")
+    return files, reference
 
-    dest = Path(dest)
+
+def _write_archive(dest: Path, manifest_bytes: bytes, files: list[tuple[str, Path]], result: PackResult) -> None:
+    """The deterministic .tar.gz, written to a temporary sibling and renamed into place (nothing left on failure)."""
     if dest.is_dir():
         raise UsageError(f"-o {dest} is a folder", "name the bundle file, e.g. -o model.bundle.tar.gz")
     try:
@@ -123,7 +140,6 @@ def pack(out_dir: str | os.PathLike, dest: str | os.PathLike, artifacts: list[st
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     except OSError as exc:
         raise OutputError(f"cannot write {dest}: {exc.strerror or exc}", "choose a writable path with -o") from None
-    result = PackResult(dest, [a.name for a in chosen])
     try:
         with os.fdopen(fd, "wb") as raw:
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=FIXED_MTIME, compresslevel=6) as gz:
@@ -144,8 +160,6 @@ def pack(out_dir: str | os.PathLike, dest: str | os.PathLike, artifacts: list[st
                 raise InputError(f"cannot read {exc.filename}: {exc.strerror or exc}", "re-run edgeport convert") from None
             raise OutputError(f"cannot write {dest}: {exc.strerror or exc}", "choose another path with -o, or free space") from None
         raise
-    result.size_bytes = dest.stat().st_size
-    return result
 
 
 def _norm(rel: str) -> str:

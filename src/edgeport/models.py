@@ -73,52 +73,69 @@ def resolve_ref(text: str, *, trust_pickle: bool = False, weights: str | None = 
     if not text:
         raise UsageError("empty MODEL reference", "pass file.py:factory, package.module:Class, a .pt/.pt2/.onnx file or sample:NAME")
     if text.startswith("sample:"):
-        name = text.split(":", 1)[1]
-        import sample_models
-
-        if name not in sample_models.SAMPLES:
-            raise UsageError(f"unknown sample model {name!r}", f"choose one of: {', '.join(sample_models.SAMPLES)} (edgeport samples)")
-        info = sample_models.SAMPLES[name]
-        spec = importlib.util.find_spec(info.module)
-        digest = sha256_file(spec.origin) if spec and spec.origin else ""
-        live = importlib.util.find_spec("sample_models._live")
-        if live and live.origin:
-            digest = hashlib.sha256((digest + sha256_file(live.origin)).encode()).hexdigest()
-        ref = ModelRef(ref=text, kind="sample", module=info.module, attr=name, sha256=digest)
-        return _with_weights(ref, weights)
-
+        return _with_weights(_sample_ref(text), weights)
     path_part, attr = _split_attr(text)
     p = Path(path_part).expanduser()
-    suffix = p.suffix.lower()
-    if suffix in model_suffixes() + (".py",) or os.sep in path_part or p.exists():
-        if suffix == ".tflite":
-            raise UsageError(f"{text} is already a .tflite model", "edgeport converts from PyTorch or ONNX; use edgeport validate/bench on it")
-        if not p.exists():
-            raise InputError(f"model file {p} does not exist", "check the path, or use sample:NAME for a built-in model")
-        if p.is_dir():
-            raise InputError(f"{p} is a folder, not a model file", "pass a .py, .pt, .pt2 or .onnx file")
-        if not os.access(p, os.R_OK):
-            raise InputError(f"model file {p} is not readable", "check its permissions")
-        if p.stat().st_size == 0:
-            raise InputError(f"model file {p} is empty", "re-export or re-save the model")
-        absolute = str(p.resolve())
-        digest = sha256_file(p)
-        if suffix == ".py":
-            if not attr:
-                raise UsageError(f"{text} names no factory or class", f"write {path_part}:build (the function or class that makes the model)")
-            return _with_weights(ModelRef(ref=text, kind="python_file", path=absolute, attr=attr, sha256=digest), weights)
-        if attr:
-            raise UsageError(f"{text}: ':{attr}' only applies to .py files and modules", "pass the file alone")
-        if suffix == ".onnx":  # external data files are checked (inside the model's folder) and hashed too
-            from edgeport.onnx_data import digest_with_data
+    if p.suffix.lower() in model_suffixes() + (".py",) or os.sep in path_part or p.exists():
+        ref = _file_ref(text, p, path_part, attr, trust_pickle)
+        return _with_weights(ref, weights) if ref.kind == "python_file" else ref  # --weights: models built by code only
+    return _with_weights(_module_ref(text, path_part, attr), weights)
 
-            return ModelRef(ref=text, kind="onnx", path=absolute, sha256=digest_with_data(p))
-        if suffix == ".pt2":
-            return ModelRef(ref=text, kind="exported_program", path=absolute, sha256=digest)
-        if suffix in (".pt", ".pth", ".ptl", ".jit"):
-            return ModelRef(ref=text, kind="torchscript", path=absolute, sha256=digest, trust_pickle=trust_pickle)
-        raise UsageError(f"unsupported model file type {suffix or '(none)'} for {p}", "pass a .py, .pt, .pt2 or .onnx file")
-    # package.module:attr
+
+def _sample_ref(text: str) -> ModelRef:
+    """``sample:NAME``: its digest covers the sample's module and the live-weights module."""
+    name = text.split(":", 1)[1]
+    import sample_models
+
+    if name not in sample_models.SAMPLES:
+        raise UsageError(f"unknown sample model {name!r}", f"choose one of: {', '.join(sample_models.SAMPLES)} (edgeport samples)")
+    info = sample_models.SAMPLES[name]
+    spec = importlib.util.find_spec(info.module)
+    digest = sha256_file(spec.origin) if spec and spec.origin else ""
+    live = importlib.util.find_spec("sample_models._live")
+    if live and live.origin:
+        digest = hashlib.sha256((digest + sha256_file(live.origin)).encode()).hexdigest()
+    return ModelRef(ref=text, kind="sample", module=info.module, attr=name, sha256=digest)
+
+
+def _file_ref(text: str, p: Path, path_part: str, attr: str | None, trust_pickle: bool) -> ModelRef:
+    """A model file: ``file.py:factory``, a TorchScript ``.pt``, an ExportedProgram ``.pt2`` or an ``.onnx`` file."""
+    suffix = p.suffix.lower()
+    if suffix == ".tflite":
+        raise UsageError(f"{text} is already a .tflite model", "edgeport converts from PyTorch or ONNX; use edgeport validate/bench on it")
+    _check_model_file(p)
+    absolute = str(p.resolve())
+    digest = sha256_file(p)
+    if suffix == ".py":
+        if not attr:
+            raise UsageError(f"{text} names no factory or class", f"write {path_part}:build (the function or class that makes the model)")
+        return ModelRef(ref=text, kind="python_file", path=absolute, attr=attr, sha256=digest)
+    if attr:
+        raise UsageError(f"{text}: ':{attr}' only applies to .py files and modules", "pass the file alone")
+    if suffix == ".onnx":  # external data files are checked (inside the model's folder) and hashed too
+        from edgeport.convert.onnx_data import digest_with_data
+
+        return ModelRef(ref=text, kind="onnx", path=absolute, sha256=digest_with_data(p))
+    if suffix == ".pt2":
+        return ModelRef(ref=text, kind="exported_program", path=absolute, sha256=digest)
+    if suffix in (".pt", ".pth", ".ptl", ".jit"):
+        return ModelRef(ref=text, kind="torchscript", path=absolute, sha256=digest, trust_pickle=trust_pickle)
+    raise UsageError(f"unsupported model file type {suffix or '(none)'} for {p}", "pass a .py, .pt, .pt2 or .onnx file")
+
+
+def _check_model_file(p: Path) -> None:
+    if not p.exists():
+        raise InputError(f"model file {p} does not exist", "check the path, or use sample:NAME for a built-in model")
+    if p.is_dir():
+        raise InputError(f"{p} is a folder, not a model file", "pass a .py, .pt, .pt2 or .onnx file")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"model file {p} is not readable", "check its permissions")
+    if p.stat().st_size == 0:
+        raise InputError(f"model file {p} is empty", "re-export or re-save the model")
+
+
+def _module_ref(text: str, path_part: str, attr: str | None) -> ModelRef:
+    """``package.module:attr``, found without importing the module."""
     if not attr:
         raise UsageError(f"cannot tell what {text!r} is: no such file, and no ':factory' part",
                          "pass file.py:factory, package.module:Class, a .pt/.pt2/.onnx file or sample:NAME")
@@ -131,7 +148,7 @@ def resolve_ref(text: str, *, trust_pickle: bool = False, weights: str | None = 
     if spec is None:
         raise InputError(f"cannot find module {path_part!r}", "check the name, or install the package that provides it")
     digest = sha256_file(spec.origin) if spec.origin and os.path.isfile(spec.origin) else ""
-    return _with_weights(ModelRef(ref=text, kind="module", module=path_part, attr=attr, sha256=digest), weights)
+    return ModelRef(ref=text, kind="module", module=path_part, attr=attr, sha256=digest)
 
 
 def _split_attr(text: str) -> tuple[str, str | None]:

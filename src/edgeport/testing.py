@@ -71,7 +71,6 @@ def assert_parity(
     none. ``allow_skipped=False`` also fails when a runtime could not run here (e.g. torch missing).
     """
     from edgeport.validate.config import ValidateConfig, load_config
-    from edgeport.status import SKIPPED
     from edgeport.validate.parity import ValidateOptions, validate_dir, validate_files
 
     if config is False or config is None:
@@ -84,6 +83,16 @@ def assert_parity(
                            runtimes=list(runtimes) if runtimes else None, tolerances=cfg.tolerances, threads=threads,
                            timeout=timeout, localize=localize)
     report = validate_dir(model, opts) if other is None else validate_files(model, other, opts)
+    problems = _parity_problems(report, allow_skipped)
+    if problems:
+        raise AssertionError(report.summary() + "\n  " + "\n  ".join(problems))
+    return report
+
+
+def _parity_problems(report: "ValidationReport", allow_skipped: bool) -> list[str]:
+    """One line per output out of tolerance, row that failed to run (or was skipped, unless allowed) and failed localization."""
+    from edgeport.status import SKIPPED
+
     problems = []
     for r in report.results:
         if r.status == SKIPPED:
@@ -102,9 +111,7 @@ def assert_parity(
     for loc in report.localizations:
         if loc.get("message"):
             problems.append(f"localize {loc.get('reference')} vs {loc.get('candidate')}: {loc['message']}")
-    if problems:
-        raise AssertionError(report.summary() + "\n  " + "\n  ".join(problems))
-    return report
+    return problems
 
 
 def assert_close(expected: Any, actual: Any, *, atol: float | None = None, rtol: float | None = None,

@@ -210,45 +210,33 @@ def bench_job(*, runtime: str, path: str, io: dict[str, Any], feeds: str, thread
     ``placement=False`` skips the delegation report (a caller that only compares latencies)."""
     probe = MemoryProbe()
     gc.collect()
-    baseline = probe.rss_mb()
+    memory: dict[str, float | None] = {"baseline": probe.rss_mb()}
     probe.reset_peak()
 
-    from edgeport.errors import UsageError
     from edgeport.runtimes.job import load_session
-    from edgeport.data.samples import load_samples
 
-    samples = load_samples(feeds)
-    if not samples:
-        raise UsageError(f"{feeds} holds no sample to benchmark with", "give at least one input sample")
+    sample = _first_sample(feeds)
     module, import_s = _import_runtime(runtime)
-    after_import = probe.rss_mb()
+    memory["after_import"] = probe.rss_mb()
 
     t0 = time.perf_counter()
     session = load_session(runtime, path, io, int(threads), options, cls)
     init_s = time.perf_counter() - t0
-    after_load = probe.rss_mb()
+    memory["after_load"] = probe.rss_mb()
 
-    native = session.to_native(samples[0])
+    native = session.to_native(sample)
     run = session.run_native
     t0 = time.perf_counter()
     run(native)
     first_s = time.perf_counter() - t0
 
-    for _ in range(max(0, int(warmup))):
-        run(native)
-    if seconds is not None and seconds > 0:
-        ns = timed_for(run, native, float(seconds), max_runs=MAX_RUNS)
-    else:
-        ns = timed_loop(run, native, max(1, int(runs)))
-    peak = probe.peak_mb()
+    ns = _timed_runs(run, native, warmup, runs, seconds)
+    memory["peak"] = probe.peak_mb()
     stats = latency_stats(ns)
     kept = subsample(ns, int(max_samples))
 
-    def mb(v: float | None) -> float | None:
-        return round(v, 2) if v is not None else None
-
     extra = _placement_and_profile(runtime, path, int(threads), native, int(profile)) if placement or profile else {}
-    return {**extra, 
+    return {**extra,
         "runtime": runtime,
         "backend": getattr(session, "backend", "") or runtime,
         "notes": list(getattr(session, "notes", []) or []),
@@ -261,18 +249,46 @@ def bench_job(*, runtime: str, path: str, io: dict[str, Any], feeds: str, thread
         "timed_seconds": float(ns.sum()) / 1e9,
         "latency_ms": {k: v for k, v in stats.items() if k != "throughput"},
         "throughput": stats["throughput"],
-        "memory": {
-            "baseline_mb": mb(baseline),
-            "after_import_mb": mb(after_import),
-            "after_load_mb": mb(after_load),
-            "peak_mb": mb(peak),
-            "peak_above_baseline_mb": mb(peak - baseline) if peak is not None and baseline is not None else None,
-            "peak_above_import_mb": mb(peak - after_import) if peak is not None and after_import is not None else None,
-            "source": probe.source,
-            "peak_source": probe.peak_label,
-        },
+        "memory": _memory_report(probe, **memory),
         "samples_us": [round(float(v) / 1e3, 3) for v in kept],
         "pid": os.getpid(),
+    }
+
+
+def _first_sample(feeds: str) -> dict[str, np.ndarray]:
+    from edgeport.data.samples import load_samples
+    from edgeport.errors import UsageError
+
+    samples = load_samples(feeds)
+    if not samples:
+        raise UsageError(f"{feeds} holds no sample to benchmark with", "give at least one input sample")
+    return samples[0]
+
+
+def _timed_runs(run: Callable[[Any], Any], native: Any, warmup: int, runs: int, seconds: float | None) -> np.ndarray:
+    """``warmup`` untimed calls, then ``runs`` timed ones (or as many as fit in ``seconds``); ns per call."""
+    for _ in range(max(0, int(warmup))):
+        run(native)
+    if seconds is not None and seconds > 0:
+        return timed_for(run, native, float(seconds), max_runs=MAX_RUNS)
+    return timed_loop(run, native, max(1, int(runs)))
+
+
+def _memory_report(probe: MemoryProbe, *, baseline: float | None, after_import: float | None,
+                   after_load: float | None, peak: float | None) -> dict[str, Any]:
+    """Resident memory in MB at each step, and the peak above the idle baseline and above the imported library."""
+    def mb(v: float | None) -> float | None:
+        return round(v, 2) if v is not None else None
+
+    return {
+        "baseline_mb": mb(baseline),
+        "after_import_mb": mb(after_import),
+        "after_load_mb": mb(after_load),
+        "peak_mb": mb(peak),
+        "peak_above_baseline_mb": mb(peak - baseline) if peak is not None and baseline is not None else None,
+        "peak_above_import_mb": mb(peak - after_import) if peak is not None and after_import is not None else None,
+        "source": probe.source,
+        "peak_source": probe.peak_label,
     }
 
 

@@ -18,13 +18,16 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from edgeport import __version__
 from edgeport.bench import CRASH, ERROR, FAILED_TO_RUN, OK, SCHEMA, SKIPPED, TIMEOUT
 from edgeport.errors import EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK, InputError, ManifestError, UsageError
 from edgeport.manifest import MANIFEST_NAME, Artifact
 from edgeport.spec import IOSpec, TensorSpec
+
+if TYPE_CHECKING:
+    from edgeport.refdata import Sample
 
 JOB = "edgeport.bench.latency:bench_job"
 DEFAULT_WARMUP = 10
@@ -413,97 +416,132 @@ def _torchscript_outputs(path: Path, io_json: dict[str, Any], tmp: Path) -> list
 def bench_target(target: str | os.PathLike, opts: BenchOptions | None = None) -> BenchReport:
     """Benchmark TARGET (see the module doc). Errors the user can fix raise EdgeportError; failed rows are results."""
     from edgeport.bundle import resolve_target
-    from edgeport.refdata import Sample
-    from edgeport.runtimes import RUNTIMES, runtime_missing, runtimes_for
-    from edgeport.data.feeds import random_feeds
     from edgeport.data.samples import save_samples
-    from edgeport.worker import run_in_worker
 
     opts = opts or BenchOptions()
     opts.check()
-    if opts.runtimes:
-        unknown = [r for r in opts.runtimes if r not in RUNTIMES]
-        if unknown:
-            raise UsageError(f"unknown runtime {', '.join(unknown)}", f"use any of: {', '.join(RUNTIMES)}")
+    _check_runtime_names(opts.runtimes)
     start = time.perf_counter()
-    progress = opts.progress or (lambda s: None)
     notes: list[str] = []
     given = Path(target)
     if not given.exists():
         raise InputError(f"{given} does not exist", "pass an edgeport convert output folder, a bundle or a model file")
     path = resolve_target(given)
-    stored: list[Sample] | None = None
-    dims: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="edgeport-bench-") as tmpd:
         tmp = Path(tmpd)
-        if path.is_dir() or path.name == MANIFEST_NAME:
-            root = path if path.is_dir() else path.parent
-            if not (root / MANIFEST_NAME).is_file() and path.is_dir():
-                raise ManifestError(f"no manifest.json in {root}", f"run edgeport convert MODEL -o {root} first, or pass a model file")
-            source, items, io, dims, stored = _from_manifest(root, opts, notes)
-        else:
-            source, items, io = _from_file(path, opts, tmp)
-        if opts.artifacts:
-            names = [it.artifact.name for it in items]
-            unknown = [a for a in opts.artifacts if a not in names]
-            if unknown:
-                raise UsageError(f"no artifact named {', '.join(unknown)} in {source}", f"choose from: {', '.join(names)}")
-            items = [it for it in items if it.artifact.name in opts.artifacts]
-
-        names_in = [s.ref_name or s.name for s in io.inputs]
-        if stored and all(n in stored[0] for n in names_in):
-            sample, feed_source = {n: stored[0][n] for n in names_in}, "reference.npz sample 0"
-        else:
-            sample, feed_source = random_feeds(io, 1, opts.seed, dims).samples[0], f"random (seed {opts.seed})"
-        feed_info: dict[str, Any] = {"source": feed_source,
-                                     "inputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in sample.items()}}
+        source, items, io, dims, stored = _load_target(path, opts, tmp, notes)
+        items = _select_artifacts(items, opts.artifacts, source)
+        sample, feed_info = _bench_sample(io, stored, opts.seed, dims)
         feeds_path = tmp / "feed.npz"
         save_samples(feeds_path, [sample])
-
-        rows: list[BenchRow] = []
-        for it in items:
-            art = it.artifact
-            rts = [r for r in runtimes_for(art.format) if not opts.runtimes or r in opts.runtimes]
-            if not runtimes_for(art.format):
-                notes.append(f"{art.name}: no runtime runs {art.format} artifacts")
-            size = art.size_bytes if art.size_bytes else None
-            if size is None and art.format != "pytorch" and it.path.exists():
-                from edgeport.fsutil import path_size
-
-                size = path_size(it.path)
-            for rt in rts:
-                missing = runtime_missing(rt)
-                for th in opts.threads:
-                    row = BenchRow(art.name, art.format, rt, int(th), SKIPPED, variant=art.variant, path=art.path,
-                                   size_bytes=size)
-                    rows.append(row)
-                    if missing:
-                        row.reason = missing
-                        continue
-                    if art.format != "pytorch" and not it.path.exists():
-                        row.status, row.reason = ERROR, f"{art.path} is missing"
-                        continue
-                    progress(f"benchmarking {art.name} on {rt} ({th} thread{'s' if th != 1 else ''})")
-                    res = run_in_worker(JOB, {
-                        "runtime": rt, "path": str(it.path), "io": art.io.to_json(), "feeds": str(feeds_path),
-                        "threads": int(th), "options": it.session_options, "cls": RUNTIMES[rt].cls,
-                        "warmup": opts.warmup, "runs": opts.runs, "seconds": opts.seconds, "max_samples": opts.max_samples,
-                        "profile": opts.profile,
-                    }, timeout=opts.timeout, env=_child_env(int(th)))
-                    row.worker_seconds = res.seconds
-                    if res.ok:
-                        _fill(row, res.value)
-                    else:
-                        row.status = res.status if res.status in FAILED_TO_RUN else ERROR
-                        err = res.user_error()
-                        row.reason = err.one_line() if err is not None else res.reason()
-                        row.log_tail = res.log_tail
-                        if res.peak_rss_mb is not None:
-                            row.memory = {"worker_max_rss_mb": round(res.peak_rss_mb, 2)}
+        rows = [row for it in items for row in _artifact_rows(it, opts, feeds_path, notes)]
     return BenchReport(
         target=str(given), source=source, machine=machine_info(), settings=opts.to_json(), feed=feed_info, rows=rows,
         notes=notes, seconds=time.perf_counter() - start,
     )
+
+
+def _check_runtime_names(runtimes: list[str] | None) -> None:
+    from edgeport.runtimes import RUNTIMES
+
+    unknown = [r for r in runtimes or [] if r not in RUNTIMES]
+    if unknown:
+        raise UsageError(f"unknown runtime {', '.join(unknown)}", f"use any of: {', '.join(RUNTIMES)}")
+
+
+def _load_target(path: Path, opts: BenchOptions, tmp: Path,
+                 notes: list[str]) -> tuple[str, list[_Item], IOSpec, dict[str, int], list[Sample] | None]:
+    """(source, items, io, dims, stored reference inputs) of an output folder / its manifest, or of a model file."""
+    if path.is_dir() or path.name == MANIFEST_NAME:
+        root = path if path.is_dir() else path.parent
+        if not (root / MANIFEST_NAME).is_file() and path.is_dir():
+            raise ManifestError(f"no manifest.json in {root}", f"run edgeport convert MODEL -o {root} first, or pass a model file")
+        return _from_manifest(root, opts, notes)
+    source, items, io = _from_file(path, opts, tmp)
+    return source, items, io, {}, None
+
+
+def _select_artifacts(items: list[_Item], wanted: list[str] | None, source: str) -> list[_Item]:
+    if not wanted:
+        return items
+    names = [it.artifact.name for it in items]
+    unknown = [a for a in wanted if a not in names]
+    if unknown:
+        raise UsageError(f"no artifact named {', '.join(unknown)} in {source}", f"choose from: {', '.join(names)}")
+    return [it for it in items if it.artifact.name in wanted]
+
+
+def _bench_sample(io: IOSpec, stored: list[Sample] | None, seed: int,
+                  dims: dict[str, int]) -> tuple[Sample, dict[str, Any]]:
+    """The one input sample every row runs on (reference.npz sample 0 when it has every input) and its description."""
+    from edgeport.data.feeds import random_feeds
+
+    names_in = [s.ref_name or s.name for s in io.inputs]
+    if stored and all(n in stored[0] for n in names_in):
+        sample, feed_source = {n: stored[0][n] for n in names_in}, "reference.npz sample 0"
+    else:
+        sample, feed_source = random_feeds(io, 1, seed, dims).samples[0], f"random (seed {seed})"
+    return sample, {"source": feed_source,
+                    "inputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in sample.items()}}
+
+
+def _artifact_rows(it: _Item, opts: BenchOptions, feeds_path: Path, notes: list[str]) -> list[BenchRow]:
+    """One row per runtime x thread count for one artifact, each run in its own worker (or skipped with the reason)."""
+    from edgeport.runtimes import runtime_missing, runtimes_for
+
+    art = it.artifact
+    if not runtimes_for(art.format):
+        notes.append(f"{art.name}: no runtime runs {art.format} artifacts")
+    rts = [r for r in runtimes_for(art.format) if not opts.runtimes or r in opts.runtimes]
+    size = _artifact_size(it)
+    rows: list[BenchRow] = []
+    for rt in rts:
+        missing = runtime_missing(rt)
+        for th in opts.threads:
+            row = BenchRow(art.name, art.format, rt, int(th), SKIPPED, variant=art.variant, path=art.path, size_bytes=size)
+            rows.append(row)
+            if missing:
+                row.reason = missing
+            elif art.format != "pytorch" and not it.path.exists():
+                row.status, row.reason = ERROR, f"{art.path} is missing"
+            else:
+                _run_row(row, it, opts, feeds_path)
+    return rows
+
+
+def _artifact_size(it: _Item) -> int | None:
+    size = it.artifact.size_bytes if it.artifact.size_bytes else None
+    if size is None and it.artifact.format != "pytorch" and it.path.exists():
+        from edgeport.fsutil import path_size
+
+        size = path_size(it.path)
+    return size
+
+
+def _run_row(row: BenchRow, it: _Item, opts: BenchOptions, feeds_path: Path) -> None:
+    """Measure one row in a fresh worker; a worker that fails, crashes or times out fills the row with why."""
+    from edgeport.runtimes import RUNTIMES
+    from edgeport.worker import run_in_worker
+
+    th = row.threads
+    if opts.progress:
+        opts.progress(f"benchmarking {row.artifact} on {row.runtime} ({th} thread{'s' if th != 1 else ''})")
+    res = run_in_worker(JOB, {
+        "runtime": row.runtime, "path": str(it.path), "io": it.artifact.io.to_json(), "feeds": str(feeds_path),
+        "threads": th, "options": it.session_options, "cls": RUNTIMES[row.runtime].cls,
+        "warmup": opts.warmup, "runs": opts.runs, "seconds": opts.seconds, "max_samples": opts.max_samples,
+        "profile": opts.profile,
+    }, timeout=opts.timeout, env=_child_env(th))
+    row.worker_seconds = res.seconds
+    if res.ok:
+        _fill(row, res.value)
+        return
+    row.status = res.status if res.status in FAILED_TO_RUN else ERROR
+    err = res.user_error()
+    row.reason = err.one_line() if err is not None else res.reason()
+    row.log_tail = res.log_tail
+    if res.peak_rss_mb is not None:
+        row.memory = {"worker_max_rss_mb": round(res.peak_rss_mb, 2)}
 
 
 def _fill(row: BenchRow, v: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -40,28 +41,77 @@ def bench(
     profile_top: int = typer.Option(15, "--profile-top", min=1, help="With --profile: list this many op types, slowest first."),
 ) -> None:
     """Measure load time, first inference, latency percentiles, throughput, peak memory and size of each artifact."""
+    _run(BenchArgs(
+        target=target, artifact=artifact, runtime=runtime, threads=threads, warmup=warmup, runs=runs, seconds=seconds,
+        inputs=inputs, json_out=json_out, markdown_out=markdown_out, plot=plot, html_out=html_out, baseline=baseline,
+        max_regression=max_regression, gate_metric=gate_metric, min_delta_ms=min_delta_ms, timeout=timeout, remote=remote,
+        remote_edgeport=remote_edgeport, ssh_option=ssh_option, ssh_identity=ssh_identity, quiet=quiet, wide=wide,
+        profile=profile, profile_top=profile_top))
+
+
+@dataclass(frozen=True)
+class BenchArgs:
+    """The parsed command line of ``edgeport bench`` (every field given: the defaults live in the option declarations)."""
+
+    target: Path
+    artifact: Optional[list[str]]
+    runtime: Optional[list[str]]
+    threads: str
+    warmup: int
+    runs: int
+    seconds: Optional[float]
+    inputs: Optional[list[str]]
+    json_out: Optional[Path]
+    markdown_out: Optional[Path]
+    plot: Optional[Path]
+    html_out: Optional[Path]
+    baseline: Optional[Path]
+    max_regression: str
+    gate_metric: str
+    min_delta_ms: float
+    timeout: float
+    remote: Optional[str]
+    remote_edgeport: str
+    ssh_option: Optional[list[str]]
+    ssh_identity: Optional[Path]
+    quiet: bool
+    wide: bool
+    profile: bool
+    profile_top: int
+
+
+def _run(a: BenchArgs) -> None:
+    """Check the output paths, benchmark (here or --remote), write and show the results, exit with the report's code."""
     from edgeport.cli.common import console, err_console
     from edgeport.fsutil import check_writable
 
-    for path, what in ((json_out, "--json"), (markdown_out, "--markdown"), (plot, "--plot"), (html_out, "--html")):
+    for path, what in ((a.json_out, "--json"), (a.markdown_out, "--markdown"), (a.plot, "--plot"), (a.html_out, "--html")):
         if path is not None:
             check_writable(path, what)  # before the measurements, not after
     from edgeport.api import bench as run_bench
 
     report = run_bench(  # the library call: options, the regression gate, here or --remote
-        target, artifacts=artifact, runtimes=runtime, threads=threads, warmup=warmup, runs=runs, seconds=seconds,
-        timeout=timeout, inputs=list(inputs) if inputs else None, profile=profile_top if profile else 0,
-        baseline=baseline, max_regression=max_regression, gate_metric=gate_metric, min_delta_ms=min_delta_ms,
-        remote=remote, ssh_identity=str(ssh_identity) if ssh_identity else None, ssh_options=list(ssh_option or []),
-        remote_edgeport=remote_edgeport,
-        progress=None if quiet else (lambda s: err_console.print(f"> {s}", style="dim", markup=False, highlight=False)))
-    _write_outputs(report, target, json_out, markdown_out, plot, html_out, console, err_console)
+        a.target, artifacts=a.artifact, runtimes=a.runtime, threads=a.threads, warmup=a.warmup, runs=a.runs,
+        seconds=a.seconds, timeout=a.timeout, inputs=list(a.inputs) if a.inputs else None,
+        profile=a.profile_top if a.profile else 0, baseline=a.baseline, max_regression=a.max_regression,
+        gate_metric=a.gate_metric, min_delta_ms=a.min_delta_ms, remote=a.remote,
+        ssh_identity=str(a.ssh_identity) if a.ssh_identity else None, ssh_options=list(a.ssh_option or []),
+        remote_edgeport=a.remote_edgeport,
+        progress=None if a.quiet else (lambda s: err_console.print(f"> {s}", style="dim", markup=False, highlight=False)))
+    _write_outputs(report, a.target, a.json_out, a.markdown_out, a.plot, a.html_out, console, err_console)
+    _show(report, a.wide, a.quiet, console, err_console)
+    from edgeport.report.state import after_command
+
+    after_command("bench", a.target, report)  # an output folder keeps its latest result and gets OUT/report.html
+    raise typer.Exit(report.exit_code)
+
+
+def _show(report, wide: bool, quiet: bool, console, err_console) -> None:
+    """The tables (unless quiet), the gate's verdict and notes, every failed row, and the summary line."""
     if not quiet:
-        from edgeport.bench.report import print_table
+        from edgeport.bench.report import print_placement, print_profiles, print_table
 
         print_table(report, console, wide)
-        from edgeport.bench.report import print_placement, print_profiles
-
         print_placement(report, console)
         print_profiles(report, console)
     if report.gate is not None:
@@ -72,10 +122,6 @@ def bench(
     for r in report.failed:
         err_console.print(f"{r.status}: {r.key}: {r.reason}", style="red", markup=False, highlight=False)
     console.print(report.summary(), highlight=False, markup=False)
-    from edgeport.report.state import after_command
-
-    after_command("bench", target, report)  # an output folder keeps its latest result and gets OUT/report.html
-    raise typer.Exit(report.exit_code)
 
 
 def _write_outputs(report, target: Path, json_out, markdown_out, plot, html_out, console, err_console) -> None:

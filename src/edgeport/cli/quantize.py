@@ -58,7 +58,7 @@ def quantize(
     from edgeport.quantize.debug import RANK_KEYS
     from edgeport.quantize.report import render_console
     from edgeport.quantize.sweep import QuantizeOptions, parse_accuracy_drop, parse_keep_float, parse_modes, sweep
-    from edgeport.data.images import parse_resize
+    from edgeport.data.images import parse_floats, parse_resize
 
     if rank_by not in RANK_KEYS:
         raise UsageError(f"--rank-by {rank_by!r} is not one of {', '.join(RANK_KEYS)}", "use --rank-by snr_db or rmse_scale")
@@ -80,7 +80,7 @@ def quantize(
         holdout_samples = MAX_SAMPLES if dataset else 64
     copts = CalibrationOptions(
         source=calibration, samples=calibration_samples, holdout=holdout_samples, eval_source=eval_data,
-        resize=parse_resize(resize), mean=_floats(mean, "--mean"), std=_floats(std, "--std"), pixel_scale=pixel_scale,
+        resize=parse_resize(resize), mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"), pixel_scale=pixel_scale,
         bgr=bgr, data_layout=parse_layout(calibration_layout), labels=str(labels) if labels else None,
         allow_random=random_calibration, seed=seed, dataset=dataset)
     opts = QuantizeOptions(modes=parse_modes(modes), calibration=copts, io_dtype=io_dtype, keep_float=parse_keep_float(keep_float),
@@ -100,14 +100,3 @@ def quantize(
 
     after_command("quantize", output)  # OUT/report.html, with OUT/quant/report.json
     raise typer.Exit(report.exit_code)
-
-
-def _floats(text: Optional[str], what: str) -> Optional[tuple[float, ...]]:
-    from edgeport.errors import UsageError
-
-    if not text:
-        return None
-    try:
-        return tuple(float(x) for x in text.replace(" ", "").split(",") if x)
-    except ValueError:
-        raise UsageError(f"{what} {text!r} is not a list of numbers", f"write {what} 0.485,0.456,0.406") from None

@@ -6,6 +6,7 @@ run, crashed or timed out. Imports only typer at module level (numpy and the res
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -49,62 +50,131 @@ def validate(
     ssh_identity: Optional[Path] = typer.Option(None, "--ssh-identity", help="Private key for --remote."),
 ) -> None:
     """Check numerical parity of every artifact on every runtime against the reference; fail the build on drift."""
+    _run(ValidateArgs(
+        paths=tuple(paths), reference=reference, samples=samples, seed=seed, inputs_npz=inputs_npz, images=images,
+        resize=resize, mean=mean, std=std, atol=atol, rtol=rtol, statistic=statistic, compare=compare, artifacts=artifacts,
+        runtimes=runtimes, threads=threads, jobs=jobs, timeout=timeout, localize=localize, json_out=json_out, junit=junit,
+        markdown=markdown, config=config, no_config=no_config, keep_outputs=keep_outputs, quiet=quiet, wide=wide,
+        remote=remote, remote_edgeport=remote_edgeport, ssh_option=ssh_option, ssh_identity=ssh_identity))
+
+
+@dataclass(frozen=True)
+class ValidateArgs:
+    """The parsed command line of ``edgeport validate`` (every field given; None: the settings file's value, then the default)."""
+
+    paths: tuple[Path, ...]
+    reference: Optional[str]
+    samples: Optional[int]
+    seed: Optional[int]
+    inputs_npz: Optional[Path]
+    images: Optional[Path]
+    resize: Optional[str]
+    mean: Optional[str]
+    std: Optional[str]
+    atol: Optional[list[str]]
+    rtol: Optional[list[str]]
+    statistic: Optional[str]
+    compare: Optional[list[str]]
+    artifacts: Optional[list[str]]
+    runtimes: Optional[list[str]]
+    threads: Optional[int]
+    jobs: Optional[int]
+    timeout: Optional[float]
+    localize: bool
+    json_out: Optional[Path]
+    junit: Optional[Path]
+    markdown: Optional[Path]
+    config: Optional[Path]
+    no_config: bool
+    keep_outputs: Optional[Path]
+    quiet: bool
+    wide: bool
+    remote: Optional[str]
+    remote_edgeport: str
+    ssh_option: Optional[list[str]]
+    ssh_identity: Optional[Path]
+
+
+def _run(a: ValidateArgs) -> None:
+    """Check the arguments, validate (here, or on the --remote machine), write the reports, show the verdict, exit."""
     from edgeport.cli.common import console, err_console
-    from edgeport.errors import OutputError, UsageError
-    from edgeport.validate.report import print_console, write_json, write_junit, write_markdown
+    from edgeport.errors import UsageError
+    from edgeport.validate.report import print_console
 
-    if len(paths) not in (1, 2):
-        raise UsageError(f"validate takes an output folder or two model files, got {len(paths)} paths",
+    if len(a.paths) not in (1, 2):
+        raise UsageError(f"validate takes an output folder or two model files, got {len(a.paths)} paths",
                          "edgeport validate OUT, or edgeport validate A.onnx B.tflite")
-    if remote:
-        if len(paths) != 1:
-            raise UsageError("--remote validates one output folder or bundle", "edgeport validate OUT --remote ssh://user@host")
-        for flag, val in (("--inputs-npz", inputs_npz), ("--images", images), ("--junit", junit), ("--markdown", markdown),
-                          ("--keep-outputs", keep_outputs)):
-            if val is not None:
-                raise UsageError(f"{flag} cannot be used with --remote", "validate remotely with --json, or run it on the device")
-        args: list[str] = ["--quiet", "--no-config"]
-        for flag, val in (("--reference", reference), ("--samples", samples), ("--seed", seed), ("--stat", statistic),
-                          ("--threads", threads), ("--jobs", jobs), ("--timeout", timeout)):
-            if val is not None:
-                args += [flag, str(val)]
-        for flag, vals in (("--atol", atol), ("--rtol", rtol), ("--compare", compare), ("--artifact", artifacts), ("--runtime", runtimes)):
-            for v in vals or []:
-                args += [flag, v]
-        if localize:
-            args.append("--localize")
-        _validate_remote(paths[0], remote, remote_edgeport, ssh_option, ssh_identity, args, json_out, quiet, wide)
-    from edgeport.fsutil import check_writable
-
-    for path, what in ((json_out, "--json"), (junit, "--junit"), (markdown, "--markdown")):
-        if path is not None:
-            check_writable(path, what)  # before minutes of runs, not after
-    if keep_outputs is not None:
-        check_writable(keep_outputs, "--keep-outputs", folder=True)
+    if a.remote:
+        _validate_remote(a.paths[0], a.remote, a.remote_edgeport, a.ssh_option, a.ssh_identity, _remote_args(a),
+                         a.json_out, a.quiet, a.wide)
+    _check_writable(a)
     from edgeport.api import validate as run_validate
 
     report = run_validate(  # the library call; None means the settings file's value, then the default
-        paths[0], paths[1] if len(paths) == 2 else None, config=False if no_config else config, atol=atol, rtol=rtol,
-        statistic=statistic, compare=compare, resize=resize, samples=samples, seed=seed, inputs_npz=inputs_npz,
-        images=images, mean=mean, std=std, reference=reference, artifacts=artifacts, runtimes=runtimes, threads=threads,
-        jobs=jobs, timeout=timeout, localize=localize or None, keep_outputs=keep_outputs,
-        progress=None if quiet else (lambda msg: err_console.print(msg, style="dim", markup=False, highlight=False)))
-    for path, write in ((json_out, write_json), (junit, write_junit), (markdown, write_markdown)):
+        a.paths[0], a.paths[1] if len(a.paths) == 2 else None, config=False if a.no_config else a.config, atol=a.atol,
+        rtol=a.rtol, statistic=a.statistic, compare=a.compare, resize=a.resize, samples=a.samples, seed=a.seed,
+        inputs_npz=a.inputs_npz, images=a.images, mean=a.mean, std=a.std, reference=a.reference, artifacts=a.artifacts,
+        runtimes=a.runtimes, threads=a.threads, jobs=a.jobs, timeout=a.timeout, localize=a.localize or None,
+        keep_outputs=a.keep_outputs,
+        progress=None if a.quiet else (lambda msg: err_console.print(msg, style="dim", markup=False, highlight=False)))
+    _write_reports(report, a)
+    if a.quiet:
+        console.print(report.summary(), markup=False)
+    else:
+        print_console(report, console, wide=a.wide)
+    if len(a.paths) == 1:  # an output folder keeps its latest result and gets OUT/report.html (a bundle does not)
+        from edgeport.report.state import after_command
+
+        after_command("validate", a.paths[0], report)
+    raise typer.Exit(report.exit_code)
+
+
+def _remote_args(a: ValidateArgs) -> list[str]:
+    """The remote ``edgeport validate`` command line; options that need local files are refused."""
+    from edgeport.errors import UsageError
+
+    if len(a.paths) != 1:
+        raise UsageError("--remote validates one output folder or bundle", "edgeport validate OUT --remote ssh://user@host")
+    for flag, val in (("--inputs-npz", a.inputs_npz), ("--images", a.images), ("--junit", a.junit),
+                      ("--markdown", a.markdown), ("--keep-outputs", a.keep_outputs)):
+        if val is not None:
+            raise UsageError(f"{flag} cannot be used with --remote", "validate remotely with --json, or run it on the device")
+    args: list[str] = ["--quiet", "--no-config"]
+    for flag, val in (("--reference", a.reference), ("--samples", a.samples), ("--seed", a.seed), ("--stat", a.statistic),
+                      ("--threads", a.threads), ("--jobs", a.jobs), ("--timeout", a.timeout)):
+        if val is not None:
+            args += [flag, str(val)]
+    for flag, vals in (("--atol", a.atol), ("--rtol", a.rtol), ("--compare", a.compare), ("--artifact", a.artifacts),
+                       ("--runtime", a.runtimes)):
+        for v in vals or []:
+            args += [flag, v]
+    if a.localize:
+        args.append("--localize")
+    return args
+
+
+def _check_writable(a: ValidateArgs) -> None:
+    """Every report path is writable: checked before minutes of runs, not after."""
+    from edgeport.fsutil import check_writable
+
+    for path, what in ((a.json_out, "--json"), (a.junit, "--junit"), (a.markdown, "--markdown")):
+        if path is not None:
+            check_writable(path, what)
+    if a.keep_outputs is not None:
+        check_writable(a.keep_outputs, "--keep-outputs", folder=True)
+
+
+def _write_reports(report, a: ValidateArgs) -> None:
+    from edgeport.errors import OutputError
+    from edgeport.validate.report import write_json, write_junit, write_markdown
+
+    for path, write in ((a.json_out, write_json), (a.junit, write_junit), (a.markdown, write_markdown)):
         if path is None:
             continue
         try:
             write(report, path)
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}", "choose a writable path") from None
-    if quiet:
-        console.print(report.summary(), markup=False)
-    else:
-        print_console(report, console, wide=wide)
-    if len(paths) == 1:  # an output folder keeps its latest result and gets OUT/report.html (a bundle does not)
-        from edgeport.report.state import after_command
-
-        after_command("validate", paths[0], report)
-    raise typer.Exit(report.exit_code)
 
 
 def _validate_remote(target: Path, url: str, remote_edgeport: str, ssh_option, ssh_identity, args: list[str],

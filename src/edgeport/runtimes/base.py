@@ -14,13 +14,39 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from edgeport.data.feeds import np_dtype
 from edgeport.errors import RuntimeFailure, UsageError
-from edgeport.spec import IOSpec, to_artifact_layout, to_reference_layout
+from edgeport.spec import IOSpec, TensorSpec, to_artifact_layout, to_reference_layout
+
+
+def native_tensor(arr: Any, spec: TensorSpec, dtype: Any = None) -> np.ndarray:
+    """One reference-layout tensor -> the artifact's layout and dtype (``dtype``, else the spec's), C-contiguous."""
+    target = np_dtype(spec.dtype) if dtype is None else np.dtype(dtype)
+    return np.ascontiguousarray(to_artifact_layout(np.asarray(arr), spec).astype(target, copy=False))
+
+
+def native_feed(feed: Mapping[str, Any], inputs: Sequence[TensorSpec], where: str,
+                convert: Callable[[np.ndarray, TensorSpec], np.ndarray] = native_tensor) -> dict[str, np.ndarray]:
+    """A sample keyed by reference names, in the reference layout -> the feed of the artifact ``where``
+    (its input names, layout and dtypes). ``convert`` turns one checked tensor into the native one.
+
+    A missing input or a tensor of the wrong rank is a UsageError naming ``where``.
+    """
+    native = {}
+    for spec in inputs:
+        ref = spec.ref_name or spec.name
+        if ref not in feed:
+            raise UsageError(f"missing input {ref!r} for {where}", f"feed all of: {[s.ref_name or s.name for s in inputs]}")
+        arr = np.asarray(feed[ref])
+        if arr.ndim != spec.rank:
+            raise UsageError(f"input {ref!r} has rank {arr.ndim}, {where} expects rank {spec.rank}",
+                             f"give a tensor shaped like {list(spec.shape)}")
+        native[spec.name] = convert(arr, spec)
+    return native
 
 
 class Session(ABC):
@@ -43,17 +69,7 @@ class Session(ABC):
 
     # ---------------------------------------------------------------- mapping
     def to_native(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        native = {}
-        for spec in self.io.inputs:
-            ref = spec.ref_name or spec.name
-            if ref not in feed:
-                raise UsageError(f"missing input {ref!r} for {self.path.name}", f"feed all of: {[s.ref_name or s.name for s in self.io.inputs]}")
-            arr = np.asarray(feed[ref])
-            if arr.ndim != spec.rank:
-                raise UsageError(f"input {ref!r} has rank {arr.ndim}, {self.path.name} expects rank {spec.rank}",
-                                 f"give a tensor shaped like {list(spec.shape)}")
-            native[spec.name] = np.ascontiguousarray(to_artifact_layout(arr, spec).astype(np_dtype(spec.dtype), copy=False))
-        return native
+        return native_feed(feed, self.io.inputs, self.path.name)
 
     def from_native(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = {}

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from edgeport.errors import RuntimeFailure, UsageError
-from edgeport.runtimes.base import Session
-from edgeport.spec import IOSpec, to_artifact_layout
+from edgeport.runtimes.base import Session, native_feed, native_tensor
+from edgeport.spec import IOSpec, TensorSpec
 
 # name -> (module, distribution whose version is reported)
 _BACKENDS: dict[str, tuple[str, str]] = {
@@ -153,25 +153,17 @@ class TFLiteSession(Session):
 
     # ------------------------------------------------------------------ mapping with (de)quantization
     def to_native(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        native = {}
-        for spec in self.io.inputs:
-            ref = spec.ref_name or spec.name
-            if ref not in feed:
-                raise UsageError(f"missing input {ref!r} for {self.path.name}",
-                                 f"feed all of: {[s.ref_name or s.name for s in self.io.inputs]}")
-            arr = np.asarray(feed[ref])
-            if arr.ndim != spec.rank:
-                raise UsageError(f"input {ref!r} has rank {arr.ndim}, {self.path.name} expects rank {spec.rank}",
-                                 f"give a tensor shaped like {list(spec.shape)}")
-            arr = to_artifact_layout(arr, spec)
-            detail = self._in.get(spec.name, {})
-            scale, zero = _quant_params(detail)
-            dtype = np.dtype(detail["dtype"]) if "dtype" in detail else np.dtype(spec.dtype)
-            if scale is not None and np.issubdtype(arr.dtype, np.floating) and dtype.name in _QUANTIZED:
-                info = np.iinfo(dtype)
-                arr = np.clip(np.round(arr / scale + zero), info.min, info.max)
-            native[spec.name] = np.ascontiguousarray(arr.astype(dtype, copy=False))
-        return native
+        return native_feed(feed, self.io.inputs, self.path.name, self._native_tensor)
+
+    def _native_tensor(self, arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
+        """Float feeds of a quantized input are quantized with its scale and zero point (elementwise, so before the layout)."""
+        detail = self._in.get(spec.name, {})
+        scale, zero = _quant_params(detail)
+        dtype = np.dtype(detail["dtype"]) if "dtype" in detail else np.dtype(spec.dtype)
+        if scale is not None and np.issubdtype(arr.dtype, np.floating) and dtype.name in _QUANTIZED:
+            info = np.iinfo(dtype)
+            arr = np.clip(np.round(arr / scale + zero), info.min, info.max)
+        return native_tensor(arr, spec, dtype)
 
     def from_native(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         details = self.output_details()

@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeport.spec import IOSpec, to_artifact_layout, to_reference_layout
+from edgeport.runtimes.base import native_feed, native_tensor
+from edgeport.spec import IOSpec, to_reference_layout
 
 MATCHED, DIVERGED, UNOBSERVED = "matched", "diverged", "unobservable"
 _ONNX_FLOAT = {1: np.float32, 10: np.float16, 11: np.float64, 16: np.float32}
@@ -104,9 +106,9 @@ def _layouts(shape: tuple[int, ...]) -> list[tuple[int, ...] | None]:
 # ------------------------------------------------------------------------------------------ ONNX side
 
 
-def onnx_intermediates(onnx_path: str, native_feed: dict[str, np.ndarray], threads: int = 1) -> list[OnnxTensor]:
-    """Run ONNX Runtime (graph optimizations off) with every node output exposed; the floating-point
-    tensors computed from the inputs, in topological order."""
+def onnx_intermediates(onnx_path: str, feed: dict[str, np.ndarray], threads: int = 1) -> list[OnnxTensor]:
+    """Run ONNX Runtime (graph optimizations off) on ``feed`` (keyed by the model's own input names) with every
+    node output exposed; the floating-point tensors computed from the inputs, in topological order."""
     import onnx
 
     from edgeport.runtimes.onnxruntime import open_session
@@ -150,7 +152,7 @@ def onnx_intermediates(onnx_path: str, native_feed: dict[str, np.ndarray], threa
         onnx.save(model, p, save_as_external_data=True)
         sess = open_session(p, threads, optimize=False, where=onnx_path)
     names = [o.name for o in sess.get_outputs()]
-    values = dict(zip(names, sess.run(names, native_feed)))
+    values = dict(zip(names, sess.run(names, feed)))
     for t in tensors:
         v = values.get(t.name)
         if v is not None and np.asarray(v).dtype.kind == "f":
@@ -160,14 +162,6 @@ def onnx_intermediates(onnx_path: str, native_feed: dict[str, np.ndarray], threa
     for t in kept:
         t.position = t.index / n
     return kept
-
-
-def _native(feed: dict[str, np.ndarray], io: IOSpec) -> dict[str, np.ndarray]:
-    out = {}
-    for s in io.inputs:
-        a = np.asarray(feed[s.ref_name or s.name])
-        out[s.name] = np.ascontiguousarray(to_artifact_layout(a, s).astype("float32" if s.dtype == "bfloat16" else s.dtype))
-    return out
 
 
 # ------------------------------------------------------------------------------------------ the walk
@@ -284,7 +278,7 @@ def _torch_intermediates(model: dict[str, Any], ref_io: IOSpec, feed: dict[str, 
 def localize_pytorch_onnx(model: dict[str, Any], onnx_path: str, onnx_io: IOSpec, ref_io: IOSpec,
                           feed: dict[str, np.ndarray], atol: float, rtol: float) -> dict[str, Any]:
     recorded, ordered, finals = _torch_intermediates(model, ref_io, feed)
-    tensors = onnx_intermediates(onnx_path, _native(feed, onnx_io))
+    tensors = onnx_intermediates(onnx_path, native_feed(feed, onnx_io.inputs, Path(onnx_path).name))
     # the tensor that closes each module scope is that module's output
     closes: dict[str, list[str]] = {}
     last_in_scope: dict[str, OnnxTensor] = {}
@@ -364,12 +358,11 @@ def _tflite_invoke(path: str, io: IOSpec, feed: dict[str, np.ndarray]) -> tuple[
     for pos, s in enumerate(io.inputs):
         d = (sig_inputs.get(s.name) or by_name.get(s.name) or next((x for x in details if s.name in x["name"]), None)
              or details[pos])
-        a = np.asarray(feed[s.ref_name or s.name])
-        a = to_artifact_layout(a, s)
+        a = native_tensor(feed[s.ref_name or s.name], s, d["dtype"])
         if tuple(d["shape"]) != tuple(a.shape):
             interp.resize_tensor_input(d["index"], list(a.shape))
             interp.allocate_tensors()
-        interp.set_tensor(d["index"], np.ascontiguousarray(a.astype(d["dtype"])))
+        interp.set_tensor(d["index"], a)
     interp.invoke()
     return interp, backend
 
@@ -417,7 +410,7 @@ def _tflite_all_tensors(path: str, io: IOSpec, feed: dict[str, np.ndarray]) -> t
 
 def localize_onnx_tflite(onnx_path: str, onnx_io: IOSpec, tflite_path: str, tflite_io: IOSpec,
                          feed: dict[str, np.ndarray], atol: float, rtol: float) -> dict[str, Any]:
-    tensors = onnx_intermediates(onnx_path, _native(feed, onnx_io))
+    tensors = onnx_intermediates(onnx_path, native_feed(feed, onnx_io.inputs, Path(onnx_path).name))
     tfl, backend = _tflite_all_tensors(tflite_path, tflite_io, feed)
     by_shape: dict[tuple[int, ...], list[tuple[float, dict[str, Any]]]] = {}
     for d in tfl:
@@ -579,8 +572,8 @@ def localize_same_format(fmt: str, ref_path: str, ref_io: IOSpec, cand_path: str
     the same tensor of ``ref_path``."""
     extra: dict[str, Any] = {"reference_model": ref_path, "candidate_model": cand_path}
     if fmt == "onnx":
-        ref = onnx_intermediates(ref_path, _native(feed, ref_io))
-        cand = onnx_intermediates(cand_path, _native(feed, cand_io))
+        ref = onnx_intermediates(ref_path, native_feed(feed, ref_io.inputs, Path(ref_path).name))
+        cand = onnx_intermediates(cand_path, native_feed(feed, cand_io.inputs, Path(cand_path).name))
         outputs, graph = [s.name for s in ref_io.outputs], "ONNX node"
         extra["changed_weights"] = changed_weights(onnx_weights(ref_path), onnx_weights(cand_path))
     elif fmt == "tflite":

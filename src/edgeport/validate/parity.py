@@ -244,65 +244,61 @@ def _validate(root: str, items: list[tuple[Artifact, Path]], io: IOSpec, dims: d
     t_start = time.perf_counter()
     progress = opts.progress or (lambda s: None)
     plan = _plan(items, opts)
-    arts, results, targets, runnable = plan.arts, plan.results, plan.targets, plan.runnable
     ref_target, feeds = _reference_and_feeds(plan, io, dims, stored_in, stored_out, default_ref, opts, notes)
-
-    ref_info: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="edgeport-validate-") as tmpd:
         runner = Runner(Path(tmpd), opts.threads, opts.timeout, opts.keep_outputs, progress)
         outputs: dict[str, list[Sample]] = {}
-        ref_outputs: list[Sample] | None = None
         if ref_target is None:
             ref_outputs = stored_out
             ref_info = {"source": "reference.npz", "runtime": default_ref, "artifact": None, "samples": len(stored_out or [])}
         else:
-            ref_outputs = _run_reference(ref_target, feeds, stored_in, stored_out, runner, results, opts)
+            ref_outputs = _run_reference(ref_target, feeds, stored_in, stored_out, runner, plan.results, opts)
             ref_info = {"source": "run", "runtime": ref_target.runtime, "artifact": ref_target.artifact.name,
-                        "backend": results[ref_target.key].backend}
+                        "backend": plan.results[ref_target.key].backend}
             if ref_outputs is not None:
                 outputs[ref_target.key] = ref_outputs
         if ref_outputs is not None:
-            names = [s.ref_name or s.name for s in io.outputs] or list(ref_outputs[0].keys())
-            others = [t for t in runnable if t is not ref_target]
-            with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
-                outcomes = list(pool.map(lambda t: runner.run(t, feeds.samples), others))
-            for t, outcome in zip(others, outcomes):
-                tr = results[t.key]
-                _apply_outcome(tr, outcome)
-                if outcome.status == "ok" and t.artifact.format == "tflite":
-                    from edgeport.runtimes.tflite_delegation import delegation_in_worker
-
-                    tr.delegation = delegation_in_worker(t.path, opts.threads, opts.timeout)
-                if outcome.status == "ok" and outcome.outputs is not None:
-                    outputs[t.key] = outcome.outputs
-                    tr.outputs = compare_samples(ref_outputs, outcome.outputs, opts.tolerances.for_artifact(t.artifact.variant), names)
-                    tr.status = PASS if all(tr.outputs) else FAIL
-                    tr.compared_with = "reference"
-            if sizes is not None and sizes.inputs:
-                _check_sizes(results, others, ref_target, sizes, runner, opts, names)
+            _compare_with_reference(plan, ref_target, ref_outputs, io, feeds, runner, opts, outputs, sizes)
         else:
-            for t in runnable:
+            for t in plan.runnable:
                 if t is not ref_target:
-                    results[t.key].reason = "not run: the reference failed"
-        stages = _stages(targets, arts, outputs, ref_outputs, ref_target, opts) if ref_outputs is not None else []
-        worst = worst_output(list(results.values()), outputs, ref_outputs)
+                    plan.results[t.key].reason = "not run: the reference failed"
+        results = list(plan.results.values())
+        stages = _stages(plan.targets, plan.arts, outputs, ref_outputs, ref_target, opts) if ref_outputs is not None else []
+        worst = worst_output(results, outputs, ref_outputs)
         localizations: list[dict[str, Any]] = []
         if opts.localize:
-            localizations = _localize(list(results.values()), targets, arts, feeds, io, ref_target, Path(tmpd), opts, notes)
-
-    report = ValidationReport(
-        root=root,
-        reference=ref_info,
-        feeds=feeds.to_json(),
-        results=list(results.values()),
-        stages=stages,
-        localizations=localizations,
-        tolerances=opts.tolerances.to_json(),
-        notes=notes + feeds.notes,
-        seconds=time.perf_counter() - t_start,
-        worst=worst,
+            localizations = _localize(results, plan.targets, plan.arts, feeds, io, ref_target, Path(tmpd), opts, notes)
+    return ValidationReport(
+        root=root, reference=ref_info, feeds=feeds.to_json(), results=results, stages=stages,
+        localizations=localizations, tolerances=opts.tolerances.to_json(), notes=notes + feeds.notes,
+        seconds=time.perf_counter() - t_start, worst=worst,
     )
-    return report
+
+
+def _compare_with_reference(plan: _Plan, ref_target: Target | None, ref_outputs: list[Sample], io: IOSpec, feeds: Feeds,
+                            runner: Runner, opts: ValidateOptions, outputs: dict[str, list[Sample]],
+                            sizes: "SizeSamples | None") -> None:
+    """Run every other selected pair (``opts.jobs`` at a time) and compare its outputs with the reference's;
+    each pair's outputs go into ``outputs``. Then the samples at other sizes of the dynamic dims, if any."""
+    names = [s.ref_name or s.name for s in io.outputs] or list(ref_outputs[0].keys())
+    others = [t for t in plan.runnable if t is not ref_target]
+    with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
+        outcomes = list(pool.map(lambda t: runner.run(t, feeds.samples), others))
+    for t, outcome in zip(others, outcomes):
+        tr = plan.results[t.key]
+        _apply_outcome(tr, outcome)
+        if outcome.status == "ok" and t.artifact.format == "tflite":
+            from edgeport.runtimes.tflite_delegation import delegation_in_worker
+
+            tr.delegation = delegation_in_worker(t.path, opts.threads, opts.timeout)
+        if outcome.status == "ok" and outcome.outputs is not None:
+            outputs[t.key] = outcome.outputs
+            tr.outputs = compare_samples(ref_outputs, outcome.outputs, opts.tolerances.for_artifact(t.artifact.variant), names)
+            tr.status = PASS if all(tr.outputs) else FAIL
+            tr.compared_with = "reference"
+    if sizes is not None and sizes.inputs:
+        _check_sizes(plan.results, others, ref_target, sizes, runner, opts, names)
 
 
 def _reference_and_feeds(plan: _Plan, io: IOSpec, dims: dict[str, int], stored_in: list[Sample] | None,
