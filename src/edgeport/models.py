@@ -78,7 +78,10 @@ def resolve_ref(text: str, *, trust_pickle: bool = False, weights: str | None = 
     p = Path(path_part).expanduser()
     if p.suffix.lower() in model_suffixes() + (".py",) or os.sep in path_part or p.exists():
         ref = _file_ref(text, p, path_part, attr, trust_pickle)
-        return _with_weights(ref, weights) if ref.kind == "python_file" else ref  # --weights: models built by code only
+        if weights and ref.kind != "python_file":  # a saved model carries its own weights
+            raise UsageError(f"--weights applies to a model built by code, not to {p.name}, which carries its own weights",
+                             "drop --weights, or pass the code that builds the model: file.py:build --weights FILE")
+        return _with_weights(ref, weights)
     return _with_weights(_module_ref(text, path_part, attr), weights)
 
 

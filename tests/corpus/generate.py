@@ -293,6 +293,9 @@ def build(d: Path) -> list[Case]:
         C("weights-garbage", ["convert", f"{lin}:build", "--input", "1x4", "--weights", f"{d / 'garbage.pt'}", "-o", "{out}"], 2, "not a loadable state dict"),
         C("weights-mismatch", ["convert", f"{lin}:build", "--input", "1x4", "--weights", f"{d / 'wrong_state_dict.pt'}", "-o", "{out}"], 2, "does not fit"),
         C("weights-pickle", ["convert", f"{lin}:build", "--input", "1x4", "--weights", f"{d / 'evil_full_model.pt'}", "-o", "{out}"], 2, "not a loadable state dict"),
+        C("weights-on-onnx", ["convert", f"{d / 'good.onnx'}", "--weights", f"{d / 'state_dict.pt'}", "-o", "{out}"], 2, "carries its own weights"),
+        C("weights-on-torchscript", ["convert", f"{d / 'good.pt'}", "--input", "1x4", "--weights", f"{d / 'state_dict.pt'}", "-o", "{out}"], 2,
+          "carries its own weights"),
         # ---- options
         C("unknown-format", ["convert", "sample:tiny_cnn", "--to", "coreml", "-o", "{out}"], 2, "unknown format"),
         C("empty-format", ["convert", "sample:tiny_cnn", "--to", ",", "-o", "{out}"], 2, "names no format"),
