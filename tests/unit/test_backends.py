@@ -247,7 +247,7 @@ def test_make_compatible_downgrades_and_keeps_numbers():
     pytest.importorskip("onnx")
     import numpy as np
 
-    from edgeport.convert.onnx_tf_backend import MAX_IR, make_compatible
+    from edgeport.convert.onnx_downgrade import MAX_IR, make_compatible
 
     src = _ln_gelu_model()
     out, notes, renamed = make_compatible(src)
@@ -273,7 +273,7 @@ def test_squeeze_unsqueeze_split_become_ops_onnx_tf_can_lower():
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgeport.convert.onnx_tf_backend import make_compatible
+    from edgeport.convert.onnx_downgrade import make_compatible
 
     inits = [numpy_helper.from_array(np.array([1], np.int64), "ax1"),
              numpy_helper.from_array(np.array([3, 5], np.int64), "sizes")]
@@ -299,7 +299,7 @@ def test_squeeze_unsqueeze_split_become_ops_onnx_tf_can_lower():
 
 def test_exact_erf_kept_when_asked():
     pytest.importorskip("onnx")
-    from edgeport.convert.onnx_tf_backend import make_compatible
+    from edgeport.convert.onnx_downgrade import make_compatible
 
     out, _, _ = make_compatible(_ln_gelu_model(), approximate_erf=False)
     assert "Erf" in {n.op_type for n in out.graph.node}
@@ -309,7 +309,7 @@ def test_needs_legacy_onnx_reasons(tmp_path):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
-    from edgeport.convert.onnx_tf_backend import needs_legacy_onnx
+    from edgeport.convert.onnx_downgrade import needs_legacy_onnx
 
     ok = tmp_path / "ok.onnx"
     onnx.save(_ln_gelu_model(), str(ok))

@@ -8,8 +8,15 @@ from typing import Optional
 
 import typer
 
+from edgeport.api import SourceOptions
 from edgeport.cli.common import WIDE_HELP
+from edgeport.convert.options import ConvertOptions
 from edgeport.formats import targets
+
+# The option defaults below are these objects' fields: one place for each.
+_CONVERT = ConvertOptions()
+_SOURCE = SourceOptions()
+
 
 def _converter_help() -> str:
     from edgeport.convert import CONVERTERS  # the registry: names only, nothing heavy
@@ -26,23 +33,23 @@ MODEL_HELP = ("file.py:factory, package.module:Class, a TorchScript .pt, an Expo
 def convert(
     model: str = typer.Argument(..., help=MODEL_HELP, show_default=False),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder (new, empty, or made by edgeport before)."),
-    to: list[str] = typer.Option(["torchscript,onnx"], "--to", help=f"Formats: {', '.join(targets())} (comma list)."),
+    to: list[str] = typer.Option([",".join(_CONVERT.targets)], "--to", help=f"Formats: {', '.join(targets())} (comma list)."),
     inputs: Optional[list[str]] = typer.Option(None, "--input", "-i", help="Input spec SHAPE | NAME:SHAPE[:DTYPE], e.g. x:Nx3x224x224:float32 (a letter is a dynamic dim). Repeat per input."),
     inputs_npz: Optional[Path] = typer.Option(None, "--inputs-npz", help="Sample inputs as an .npz of named arrays."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="A state dict to load into the model (weights_only)."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a full-model torch.save file (runs its code)."),
-    converter: str = typer.Option("auto", "--converter", help=CONVERTER_HELP),
-    select: str = typer.Option("fastest", "--select", help="auto: keep the fastest passing .tflite of the fast converters (fastest), or the first that passes (first)."),
-    opset: int = typer.Option(18, "--opset", help="ONNX opset (dynamo exporter needs >= 18; lower ones use the legacy exporter)."),
-    legacy_exporter: bool = typer.Option(False, "--legacy-exporter", help="Use the TorchScript-based ONNX exporter."),
-    script: bool = typer.Option(False, "--script", help="TorchScript by torch.jit.script instead of tracing."),
-    keep_layout: bool = typer.Option(False, "--keep-layout", help="Keep PyTorch's layout (NCHW) for TFLite inputs/outputs."),
-    allow_flex: bool = typer.Option(False, "--allow-flex", help="Keep TFLite files that need Select-TF (Flex) or custom ops."),
-    samples: int = typer.Option(3, "--samples", min=1, max=1000, help="Reference samples recorded in reference.npz."),
-    seed: int = typer.Option(0, "--seed", help="Seed for sample models and random inputs."),
-    rtol: float = typer.Option(1e-4, "--rtol", help="Parity gate for TF/TFLite candidates, relative to each output's max magnitude."),
-    timeout: float = typer.Option(1800.0, "--timeout", help="Seconds per conversion step before it is killed."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Convert again even when identical artifacts exist."),
+    trust_pickle: bool = typer.Option(_SOURCE.trust_pickle, "--trust-pickle", help="Allow unpickling a full-model torch.save file (runs its code)."),
+    converter: str = typer.Option(_CONVERT.converter, "--converter", help=CONVERTER_HELP),
+    select: str = typer.Option(_CONVERT.select, "--select", help="auto: keep the fastest passing .tflite of the fast converters (fastest), or the first that passes (first)."),
+    opset: int = typer.Option(_CONVERT.opset, "--opset", help="ONNX opset (dynamo exporter needs >= 18; lower ones use the legacy exporter)."),
+    legacy_exporter: bool = typer.Option(_CONVERT.legacy_exporter, "--legacy-exporter", help="Use the TorchScript-based ONNX exporter."),
+    script: bool = typer.Option(_CONVERT.script, "--script", help="TorchScript by torch.jit.script instead of tracing."),
+    keep_layout: bool = typer.Option(_CONVERT.keep_layout, "--keep-layout", help="Keep PyTorch's layout (NCHW) for TFLite inputs/outputs."),
+    allow_flex: bool = typer.Option(_CONVERT.allow_flex, "--allow-flex", help="Keep TFLite files that need Select-TF (Flex) or custom ops."),
+    samples: int = typer.Option(_CONVERT.samples, "--samples", min=1, max=1000, help="Reference samples recorded in reference.npz."),
+    seed: int = typer.Option(_SOURCE.seed, "--seed", help="Seed for sample models and random inputs."),
+    rtol: float = typer.Option(_CONVERT.rtol, "--rtol", help="Parity gate for TF/TFLite candidates, relative to each output's max magnitude."),
+    timeout: float = typer.Option(_CONVERT.timeout, "--timeout", help="Seconds per conversion step before it is killed."),
+    no_cache: bool = typer.Option(not _CONVERT.use_cache, "--no-cache", help="Convert again even when identical artifacts exist."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the result summary as JSON here."),
     wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
@@ -51,15 +58,13 @@ def convert(
     Every step's output is kept in OUT/.edgeport/logs (see edgeport logs OUT). Interrupted, a re-run of the
     same command resumes: finished steps are reused.
     """
-    from edgeport.api import SourceOptions, targets
-    from edgeport.convert.plan import ConvertOptions
+    from edgeport.api import targets as parse_targets
 
-    source = SourceOptions(inputs=tuple(inputs or ()), inputs_npz=str(inputs_npz) if inputs_npz else None,
-                           weights=str(weights) if weights else None, trust_pickle=trust_pickle, seed=seed)
-    opts = ConvertOptions(targets=targets(to), converter=converter, opset=opset, legacy_exporter=legacy_exporter,
+    source = _source_options(inputs=inputs, inputs_npz=inputs_npz, weights=weights, trust_pickle=trust_pickle, seed=seed)
+    opts = ConvertOptions(targets=parse_targets(to), converter=converter, opset=opset, legacy_exporter=legacy_exporter,
                           script=script, keep_layout=keep_layout, allow_flex=allow_flex, samples=samples, rtol=rtol,
                           select=select, timeout=timeout, use_cache=not no_cache)
-    _run(model, output, source, opts, json_out, wide)
+    _run(model, output, source=source, opts=opts, json_out=json_out, wide=wide)
 
 
 def export(
@@ -68,38 +73,39 @@ def export(
     inputs: Optional[list[str]] = typer.Option(None, "--input", "-i", help="Input spec, e.g. x:Nx3x224x224:float32."),
     inputs_npz: Optional[Path] = typer.Option(None, "--inputs-npz", help="Sample inputs as an .npz."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="A state dict to load (weights_only)."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow unpickling a full-model file."),
-    opset: int = typer.Option(18, "--opset", help="ONNX opset."),
-    legacy_exporter: bool = typer.Option(False, "--legacy-exporter", help="Use the TorchScript-based ONNX exporter."),
-    script: bool = typer.Option(False, "--script", help="torch.jit.script instead of tracing."),
-    seed: int = typer.Option(0, "--seed", help="Seed."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Export again even when identical artifacts exist."),
+    trust_pickle: bool = typer.Option(_SOURCE.trust_pickle, "--trust-pickle", help="Allow unpickling a full-model file."),
+    opset: int = typer.Option(_CONVERT.opset, "--opset", help="ONNX opset."),
+    legacy_exporter: bool = typer.Option(_CONVERT.legacy_exporter, "--legacy-exporter", help="Use the TorchScript-based ONNX exporter."),
+    script: bool = typer.Option(_CONVERT.script, "--script", help="torch.jit.script instead of tracing."),
+    seed: int = typer.Option(_SOURCE.seed, "--seed", help="Seed."),
+    no_cache: bool = typer.Option(not _CONVERT.use_cache, "--no-cache", help="Export again even when identical artifacts exist."),
 ) -> None:
     """Export MODEL to TorchScript and ONNX only (convert --to torchscript,onnx)."""
-    from edgeport.api import SourceOptions
-    from edgeport.convert.plan import ConvertOptions
-
-    source = SourceOptions(inputs=tuple(inputs or ()), inputs_npz=str(inputs_npz) if inputs_npz else None,
-                           weights=str(weights) if weights else None, trust_pickle=trust_pickle, seed=seed)
+    source = _source_options(inputs=inputs, inputs_npz=inputs_npz, weights=weights, trust_pickle=trust_pickle, seed=seed)
     opts = ConvertOptions(targets=("torchscript", "onnx"), opset=opset, legacy_exporter=legacy_exporter, script=script,
                           use_cache=not no_cache)  # every other option at its default
-    _run(model, output, source, opts, None, False)
+    _run(model, output, source=source, opts=opts)
 
 
-def _run(model: str, output: Path, source, opts, json_out: Optional[Path], wide: bool) -> None:
+def _source_options(*, inputs: Optional[list[str]], inputs_npz: Optional[Path], weights: Optional[Path],
+                    trust_pickle: bool, seed: int) -> SourceOptions:
+    """The MODEL-side options of convert and export."""
+    return SourceOptions(inputs=tuple(inputs or ()), inputs_npz=str(inputs_npz) if inputs_npz else None,
+                         weights=str(weights) if weights else None, trust_pickle=trust_pickle, seed=seed)
+
+
+def _run(model: str, output: Path, *, source: SourceOptions, opts: ConvertOptions, json_out: Optional[Path] = None,
+         wide: bool = False) -> None:
     """Convert through the library call (:func:`edgeport.api.run_convert`), with progress lines, then render."""
-    import json
     import time
 
-    from edgeport.cli.common import console, err_console
-    from edgeport.fsutil import human_size
     from edgeport.api import run_convert
-    from edgeport.fsutil import atomic_write_json
+    from edgeport.cli.common import console, err_console
+    from edgeport.fsutil import atomic_write_json, human_size
+    from edgeport.worker import stop_workers_on_ctrl_c
 
     start_wall, start = time.time(), time.perf_counter()
     progress = _ProgressPrinter(console, Path(output))
-    from edgeport.worker import stop_workers_on_ctrl_c
-
     try:
         with stop_workers_on_ctrl_c():  # steps run in threads: Ctrl-C ends every running worker
             result = run_convert(model, output, source, opts, on_event=progress)
@@ -119,7 +125,6 @@ def _run(model: str, output: Path, source, opts, json_out: Optional[Path], wide:
                                      "manifest": str(Path(output) / "manifest.json"),
                                      "artifacts": [a.to_json() for a in result.manifest.artifacts],
                                      "attempts": [a.to_json() for a in result.manifest.attempts]})
-    _ = json
     from edgeport.report.state import after_command
 
     after_command("convert", output)  # OUT/report.html

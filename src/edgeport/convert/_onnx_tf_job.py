@@ -78,56 +78,75 @@ def convert(onnx_path: str, saved_model_dir: str, tflite_path: str | None = None
     import onnx
 
     t0 = time.perf_counter()
-    import tensorflow as tf
+    import tensorflow as tf  # noqa: F401 - both imports timed here: they are most of a small model's conversion
     from onnx_tf.backend import prepare
 
     timings: dict[str, float] = {"import": round(time.perf_counter() - t0, 3)}
     model = onnx.load(onnx_path)
-    initializers = {i.name for i in model.graph.initializer}
-    in_names = [i.name for i in model.graph.input if i.name not in initializers]
-    out_names = [o.name for o in model.graph.output]
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-
     t = time.perf_counter()
+    _export_saved_model(prepare, model, saved_model_dir, opset, strict)
+    timings["saved_model"] = round(time.perf_counter() - t, 3)
+    result: dict[str, Any] = {
+        "versions": _versions(),
+        "opset": opset,
+        "ir_version": int(model.ir_version),
+        "saved_model": _saved_model_io(model, saved_model_dir),
+        "tflite": None,
+        "timings": timings,
+    }
+    if not tflite_path:
+        return result
+    t = time.perf_counter()
+    content = _tflite_bytes(saved_model_dir, allow_flex)
+    timings["tflite"] = round(time.perf_counter() - t, 3)
+    _write_atomic(tflite_path, content)
+    result["tflite"] = {"size_bytes": len(content), "signature": "serving_default"}
+    return result
+
+
+def _export_saved_model(prepare: Any, model: Any, saved_model_dir: str, opset: int | None, strict: bool) -> None:
+    """onnx-tf's ``prepare(model).export_graph``; a JobError saying what it could not convert."""
     try:
         rep = prepare(model, strict=strict, logging_level="WARNING")
         rep.export_graph(saved_model_dir)
     except Exception as exc:  # noqa: BLE001 - onnx-tf raises bare exceptions for unsupported ops
         raise JobError(f"onnx-tf could not convert the ONNX graph (IR {model.ir_version}, opset {opset}): {_root_message(exc)}",
                        "use the onnx2tf or litert-torch converter for this model") from None
-    timings["saved_model"] = round(time.perf_counter() - t, 3)
 
-    loaded = tf.saved_model.load(saved_model_dir)
-    fn = loaded.signatures["serving_default"]
+
+def _saved_model_io(model: Any, saved_model_dir: str) -> dict[str, Any]:
+    """The serving signature's tensors, each with the ONNX name it stands for (in the ONNX graph's order)."""
+    import tensorflow as tf
+
+    initializers = {i.name for i in model.graph.initializer}
+    in_names = [i.name for i in model.graph.input if i.name not in initializers]
+    out_names = [o.name for o in model.graph.output]
+    fn = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
     sm_inputs = {k: {"shape": [d if d is not None else -1 for d in v.shape.as_list()], "dtype": v.dtype.name}
                  for k, v in fn.structured_input_signature[1].items()}
     sm_outputs = {k: {"shape": [d if d is not None else -1 for d in v.shape.as_list()], "dtype": v.dtype.name}
                   for k, v in fn.structured_outputs.items()}
     sm_in_keys = _match_keys(in_names, list(sm_inputs), "input")
     sm_out_keys = _match_keys(out_names, list(sm_outputs), "output")
-    result: dict[str, Any] = {
-        "versions": _versions(),
-        "opset": opset,
-        "ir_version": int(model.ir_version),
-        "saved_model": {
-            "inputs": [{"onnx_name": n, "key": k, **sm_inputs[k]} for n, k in zip(in_names, sm_in_keys)],
-            "outputs": [{"onnx_name": n, "key": k, **sm_outputs[k]} for n, k in zip(out_names, sm_out_keys)],
-            "signature": "serving_default",
-        },
-        "tflite": None,
-        "timings": timings,
+    return {
+        "inputs": [{"onnx_name": n, "key": k, **sm_inputs[k]} for n, k in zip(in_names, sm_in_keys)],
+        "outputs": [{"onnx_name": n, "key": k, **sm_outputs[k]} for n, k in zip(out_names, sm_out_keys)],
+        "signature": "serving_default",
     }
-    if not tflite_path:
-        return result
 
-    t = time.perf_counter()
+
+def _tflite_bytes(saved_model_dir: str, allow_flex: bool) -> bytes:
+    """TFLiteConverter on the SavedModel: builtin ops only unless ``allow_flex``."""
+    import tensorflow as tf
+
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if allow_flex:
         ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
     converter.target_spec.supported_ops = ops
     try:
-        content = converter.convert()
+        return converter.convert()
     except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError with a long log
         text = str(exc)
         flex = _flex_reason(text)
@@ -137,16 +156,15 @@ def convert(onnx_path: str, saved_model_dir: str, tflite_path: str | None = None
         last = next((ln.strip() for ln in text.splitlines() if "error:" in ln), text.strip().splitlines()[-1] if text.strip() else "")
         raise JobError(f"TFLiteConverter failed on the onnx-tf SavedModel: {' '.join(last.split())[:300]}",
                        "use the onnx2tf or litert-torch converter for this model") from None
-    timings["tflite"] = round(time.perf_counter() - t, 3)
-    tmp = tflite_path + ".tmp"
+
+
+def _write_atomic(path: str, content: bytes) -> None:
+    tmp = path + ".tmp"
     with open(tmp, "wb") as fh:
         fh.write(content)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, tflite_path)
-
-    result["tflite"] = {"size_bytes": len(content), "signature": "serving_default"}
-    return result
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ Runs inside a worker (:func:`run`). What it does around ``onnx2tf.convert`` and 
   onnx2tf would transpose every 3-D input as if it were (N, C, L), which turns a (B, T, F) sequence into
   (B, F, T); ``channels_last_3d=True`` asks for that transpose. ``keep_layout=True`` keeps every input
   in its PyTorch layout (``keep_ncw_or_nchw_or_ncdhw_input_names``). Output layouts are whatever
-  onnx2tf produces; they are measured, not assumed (see :func:`edgeport.convert.check.resolve_io`).
+  onnx2tf produces; they are measured, not assumed (see :func:`edgeport.convert.io_resolution.resolve_io`).
 - Dynamic dims: kept when onnx2tf can convert them; when it cannot (it fails on the dynamic sample's
   attention with batch and sequence both dynamic) the conversion is retried with the reference's
   concrete sizes (``static_shapes="auto"``), and the notes and IO shapes say so.
@@ -281,7 +281,7 @@ def _write_calibration_file(folder: Path) -> Path:
 
 def expected_input_perm(opts: Onnx2TfOptions) -> Any:
     """The transpose onnx2tf applies to an input of the given rank under ``opts``."""
-    from edgeport.convert.check import channels_last_perm, identity
+    from edgeport.convert.io_resolution import channels_last_perm, identity
 
     def perm(t: TensorSpec) -> tuple[int, ...]:
         if opts.keep_layout or t.rank < 3:
@@ -308,7 +308,7 @@ class _Attempt:
     seconds: float = 0.0
     out: Path | None = None
     info: dict[str, Any] | None = None  # inspect_tflite of its .tflite
-    resolved: dict[str, Any] = field(default_factory=dict)  # target -> check.IOResolution
+    resolved: dict[str, Any] = field(default_factory=dict)  # target -> io_resolution.IOResolution
 
     @property
     def flex(self) -> list[str]:
@@ -410,91 +410,147 @@ def run(
     staging_p = Path(staging)
     staging_p.mkdir(parents=True, exist_ok=True)
     ref_io = IOSpec.from_json(io)
-    src, sha_before, onnx_model = load_parent(parent_path, ref_io, "onnx2tf 1.29")
+    src = _load_source(parent_path, parent_io, ref_io, reference)
+    pseudo = _upfront_pseudo(src.op_types, opts, notes)
+    work = staging_p / ".onnx2tf-work"
+    try:
+        attempts = _run_attempts(src, opts=opts, ref_io=ref_io, reference=reference, pseudo=pseudo, work=work, notes=notes)
+        chosen = _choose(attempts, opts)
+        notes.extend(_history_notes(attempts, chosen, src.dynamic, src.fixed))
+        if chosen.flex:
+            notes.append(f"the .tflite holds {_with_torch_layers(chosen.info or {}, src.model)}"
+                         + ("" if opts.allow_flex else " (not allowed: the check step rejects it)"))
+        if sha256_file(src.path) != src.sha_before:  # never expected: onnx2tf only ever saw a copy
+            raise ConversionError(f"{src.path.name} changed during conversion",
+                                  "report this bug; restore the file from a backup")
+        artifacts = _collect(staging_p, chosen, opts, notes, seconds=time.perf_counter() - t_start)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"artifacts": artifacts, "notes": notes, "attempts": [a.to_json() for a in attempts]}
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The parent ONNX model and what the attempts need to know about it."""
+
+    path: Path
+    sha_before: str  # sha256 of the file before conversion (it must not change)
+    model: Any  # the loaded ModelProto
+    inputs: list[Any]  # its graph inputs (initializers left out)
+    aliases: dict[str, list[str]]  # reference name -> ONNX names
+    op_types: frozenset[str]
+    dynamic: dict[str, list[int | str]]  # ONNX input with a dynamic dim -> its shape
+    fixed: dict[str, list[int]]  # ONNX input name -> the reference sample's concrete shape
+
+
+def _load_source(parent_path: str | None, parent_io: dict[str, Any] | None, ref_io: IOSpec, reference: str) -> _Source:
+    path, sha_before, onnx_model = load_parent(parent_path, ref_io, "onnx2tf 1.29")
     onnx_inputs, onnx_outputs = _onnx_io(onnx_model)
     aliases = _aliases(ref_io, parent_io, onnx_inputs, onnx_outputs)
-    onnx_to_ref = {a: r for r, names in aliases.items() for a in names}
-    op_types = {n.op_type for n in onnx_model.graph.node}
     dynamic = {i.name: _onnx_shape(i) for i in onnx_inputs if any(not isinstance(d, int) for d in _onnx_shape(i))}
+    return _Source(path=path, sha_before=sha_before, model=onnx_model, inputs=onnx_inputs, aliases=aliases,
+                   op_types=frozenset(n.op_type for n in onnx_model.graph.node), dynamic=dynamic,
+                   fixed=_fixed_shapes(onnx_inputs, aliases, dynamic, reference))
+
+
+def _fixed_shapes(onnx_inputs: list[Any], aliases: dict[str, list[str]], dynamic: dict[str, Any],
+                  reference: str) -> dict[str, list[int]]:
+    """ONNX input name -> the shape of the first reference sample (what a static-shapes attempt fixes)."""
+    onnx_to_ref = {a: r for r, names in aliases.items() for a in names}
     ref_inputs, _ = load_reference(reference)
-    fixed: dict[str, list[int]] = {}  # ONNX input name -> the reference sample's concrete shape
+    fixed: dict[str, list[int]] = {}
     for i in onnx_inputs:
         ref_name = onnx_to_ref.get(i.name, i.name)
         if ref_name in ref_inputs[0]:
             fixed[i.name] = [int(d) for d in np.asarray(ref_inputs[0][ref_name]).shape]
         elif i.name in dynamic:
             raise ConversionError(f"reference.npz has no sample for input {ref_name!r}", "re-run edgeport convert")
+    return fixed
+
+
+def _upfront_pseudo(op_types: frozenset[str], opts: Onnx2TfOptions, notes: list[str]) -> tuple[str, ...]:
+    """The pseudo-operators asked for on the first attempt: the user's, and those of ops known to become Flex."""
     upfront = {PSEUDO_FOR_ONNX_OP[o] for o in op_types if o in PSEUDO_FOR_ONNX_OP} if opts.auto_pseudo == "upfront" else set()
     pseudo = tuple(sorted(upfront | set(opts.pseudo_ops)))
     if "erf" in pseudo and "Erf" in op_types:
         notes.append("Erf (exact GELU) replaced by onnx2tf's builtin-only approximation (max error ~1.5e-7) "
                      "to avoid the FlexErf op")
-    start_static = bool(dynamic) and opts.static_shapes == "always"
+    return pseudo
+
+
+def _run_attempts(src: _Source, *, opts: Onnx2TfOptions, ref_io: IOSpec, reference: str, pseudo: tuple[str, ...],
+                  work: Path, notes: list[str]) -> list[_Attempt]:
+    """Convert, evaluate and retry (at most MAX_ATTEMPTS runs) until an attempt is final; returns every attempt."""
+    start_static = bool(src.dynamic) and opts.static_shapes == "always"
     queue = [_Attempt(static=start_static, pseudo=pseudo,
                       why="dynamic dims fixed up front (static_shapes=always)" if start_static else "first try")]
     attempts: list[_Attempt] = []
-    work = staging_p / ".onnx2tf-work"
-    try:
-        while queue and len(attempts) < MAX_ATTEMPTS:
-            att = queue.pop(0)
-            att.folder = work / f"attempt{len(attempts)}"
-            attempts.append(att)
-            try:
-                _convert(onnx_model, att, opts, onnx_inputs, fixed, notes)
-            except ConversionError:
-                if "output_signaturedefs" in att.reason and not att.signaturedefs:
-                    # SavedModel export refused a tensor name (e.g. "/out/mask"); onnx2tf's own advice.
-                    queue.insert(0, _Attempt(static=att.static, pseudo=att.pseudo, signaturedefs=True,
-                                             why=f"onnx2tf asked for output_signaturedefs ({att.reason})"))
-                elif dynamic and not att.static and opts.static_shapes == "auto":
-                    queue.insert(0, _Attempt(static=True, pseudo=att.pseudo, signaturedefs=att.signaturedefs,
-                                             why=f"onnx2tf failed with dynamic dims ({att.reason})"))
-                continue
-            try:
-                _evaluate(att, opts, ref_io, reference, aliases)
-            except EdgeportError as exc:  # e.g. no output of the .tflite has the reference's shape
-                att.reason, att.out = exc.message, None
-                _retry_unsimplified(att, opts, attempts, queue)
-                continue
-            remedy = sorted({PSEUDO_FOR_FLEX[f] for f in att.flex if f in PSEUDO_FOR_FLEX} - set(att.pseudo)) \
-                if opts.auto_pseudo != "off" else []
-            if remedy:
-                att.reason = f"left Flex ops {att.flex}"
-                queue.insert(0, _Attempt(static=att.static, pseudo=tuple(sorted(set(att.pseudo) | set(remedy))),
-                                         signaturedefs=att.signaturedefs,
-                                         why=f"replace {att.flex} by pseudo ops {remedy}"))
-                continue
-            good = att.worst_rel is not None and att.worst_rel <= opts.rtol
-            if dynamic and not att.static and opts.static_shapes == "auto" and not good:
-                att.reason = ("its outputs differ from the reference by "
-                              f"{att.worst_rel:.2e} of their magnitude" if att.worst_rel is not None
-                              else "its outputs could not be verified")
-                queue.insert(0, _Attempt(static=True, pseudo=att.pseudo, signaturedefs=att.signaturedefs,
-                                         why=f"with dynamic dims kept, {att.reason}"))
-                continue
-            if not good and att.worst_rel is not None:
-                att.reason = f"its outputs differ from the reference by {att.worst_rel:.2e} of their magnitude"
-                if _retry_unsimplified(att, opts, attempts, queue):
-                    continue
+    while queue and len(attempts) < MAX_ATTEMPTS:
+        att = queue.pop(0)
+        att.folder = work / f"attempt{len(attempts)}"
+        attempts.append(att)
+        try:
+            _convert(src.model, att, opts, src.inputs, src.fixed, notes)
+        except ConversionError:
+            _queue_after_failure(att, src, opts, queue)
+            continue
+        try:
+            _evaluate(att, opts, ref_io, reference, src.aliases)
+        except EdgeportError as exc:  # e.g. no output of the .tflite has the reference's shape
+            att.reason, att.out = exc.message, None
+            _retry_unsimplified(att, opts, attempts, queue)
+            continue
+        if not _queue_after_result(att, src, opts, attempts, queue):
             break
-        done = [a for a in attempts if a.out is not None]
-        if not done:
-            tried = "; ".join(f"{'static' if a.static else 'dynamic'} shapes: {a.reason}" for a in attempts)
-            raise ConversionError(f"onnx2tf failed ({tried})" if len(attempts) > 1 else f"onnx2tf failed: {attempts[0].reason}",
-                                  "see the worker log; try --converter litert-torch")
-        chosen = min(done, key=lambda a: (bool(a.flex) and not opts.allow_flex,
-                                          a.worst_rel if a.worst_rel is not None else float("inf"),
-                                          attempts.index(a)))
-        notes.extend(_history_notes(attempts, chosen, dynamic, fixed))
-        if chosen.flex:
-            notes.append(f"the .tflite holds {_with_torch_layers(chosen.info or {}, onnx_model)}"
-                         + ("" if opts.allow_flex else " (not allowed: the check step rejects it)"))
-        if sha256_file(src) != sha_before:  # never expected: onnx2tf only ever saw a copy
-            raise ConversionError(f"{src.name} changed during conversion", "report this bug; restore the file from a backup")
-        artifacts = _collect(staging_p, chosen, opts, notes, seconds=time.perf_counter() - t_start)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return {"artifacts": artifacts, "notes": notes, "attempts": [a.to_json() for a in attempts]}
+    return attempts
+
+
+def _queue_after_failure(att: _Attempt, src: _Source, opts: Onnx2TfOptions, queue: list[_Attempt]) -> None:
+    """After onnx2tf failed: retry with output_signaturedefs when it asked for them, else with fixed shapes."""
+    if "output_signaturedefs" in att.reason and not att.signaturedefs:
+        # SavedModel export refused a tensor name (e.g. "/out/mask"); onnx2tf's own advice.
+        queue.insert(0, _Attempt(static=att.static, pseudo=att.pseudo, signaturedefs=True,
+                                 why=f"onnx2tf asked for output_signaturedefs ({att.reason})"))
+    elif src.dynamic and not att.static and opts.static_shapes == "auto":
+        queue.insert(0, _Attempt(static=True, pseudo=att.pseudo, signaturedefs=att.signaturedefs,
+                                 why=f"onnx2tf failed with dynamic dims ({att.reason})"))
+
+
+def _queue_after_result(att: _Attempt, src: _Source, opts: Onnx2TfOptions, attempts: list[_Attempt],
+                        queue: list[_Attempt]) -> bool:
+    """After a converted attempt: queue a better one (pseudo ops for Flex ops left, fixed shapes or no simplifier for
+    wrong outputs) and return True, or False when this attempt is final."""
+    remedy = sorted({PSEUDO_FOR_FLEX[f] for f in att.flex if f in PSEUDO_FOR_FLEX} - set(att.pseudo)) \
+        if opts.auto_pseudo != "off" else []
+    if remedy:
+        att.reason = f"left Flex ops {att.flex}"
+        queue.insert(0, _Attempt(static=att.static, pseudo=tuple(sorted(set(att.pseudo) | set(remedy))),
+                                 signaturedefs=att.signaturedefs, why=f"replace {att.flex} by pseudo ops {remedy}"))
+        return True
+    good = att.worst_rel is not None and att.worst_rel <= opts.rtol
+    if src.dynamic and not att.static and opts.static_shapes == "auto" and not good:
+        att.reason = ("its outputs differ from the reference by "
+                      f"{att.worst_rel:.2e} of their magnitude" if att.worst_rel is not None
+                      else "its outputs could not be verified")
+        queue.insert(0, _Attempt(static=True, pseudo=att.pseudo, signaturedefs=att.signaturedefs,
+                                 why=f"with dynamic dims kept, {att.reason}"))
+        return True
+    if not good and att.worst_rel is not None:
+        att.reason = f"its outputs differ from the reference by {att.worst_rel:.2e} of their magnitude"
+        return _retry_unsimplified(att, opts, attempts, queue)
+    return False
+
+
+def _choose(attempts: list[_Attempt], opts: Onnx2TfOptions) -> _Attempt:
+    """The attempt to keep: no disallowed Flex ops first, then the smallest error, then the earliest."""
+    done = [a for a in attempts if a.out is not None]
+    if not done:
+        tried = "; ".join(f"{'static' if a.static else 'dynamic'} shapes: {a.reason}" for a in attempts)
+        raise ConversionError(f"onnx2tf failed ({tried})" if len(attempts) > 1 else f"onnx2tf failed: {attempts[0].reason}",
+                              "see the worker log; try --converter litert-torch")
+    return min(done, key=lambda a: (bool(a.flex) and not opts.allow_flex,
+                                    a.worst_rel if a.worst_rel is not None else float("inf"),
+                                    attempts.index(a)))
 
 
 def load_parent(parent_path: str | None, ref_io: IOSpec, converter: str) -> tuple[Path, str, Any]:
@@ -568,7 +624,7 @@ def _history_notes(attempts: list[_Attempt], chosen: _Attempt, dynamic: dict[str
 def _evaluate(att: _Attempt, opts: Onnx2TfOptions, ref_io: IOSpec, reference: str,
               aliases: dict[str, list[str]]) -> None:
     """Inspect the attempt's .tflite and resolve (and numerically verify) the IO of each target."""
-    from edgeport.convert import check
+    from edgeport.convert import io_resolution
     from edgeport.convert.tflite_inspect import inspect_tflite
 
     assert att.out is not None
@@ -576,10 +632,10 @@ def _evaluate(att: _Attempt, opts: Onnx2TfOptions, ref_io: IOSpec, reference: st
     tfl = att.out / "model_float32.tflite"
     if "tflite" in opts.targets and tfl.is_file():
         att.info = inspect_tflite(tfl)
-        nat_in, nat_out = check.tflite_natives(att.info)
-        runner = (lambda specs, feeds: check.probe_in_worker(tfl, "tflite", specs, feeds)) if opts.verify_io \
+        nat_in, nat_out = io_resolution.tflite_natives(att.info)
+        runner = (lambda specs, feeds: io_resolution.probe_in_worker(tfl, "tflite", specs, feeds)) if opts.verify_io \
             else _no_runner
-        att.resolved["tflite"] = check.resolve_io(nat_in, nat_out, ref_io, reference, runner, perm_in, aliases=aliases)
+        att.resolved["tflite"] = io_resolution.resolve_io(nat_in, nat_out, ref_io, reference, runner, perm_in, aliases=aliases)
     if "saved_model" in opts.targets and (att.out / "saved_model.pb").is_file():
         att.resolved["saved_model"] = _saved_model_io(att.out, ref_io, reference, aliases, perm_in, opts.verify_io)
 
@@ -661,16 +717,16 @@ def _no_runner(specs: Any, feeds: Any) -> Any:
 def _saved_model_io(path: Path, ref_io: IOSpec, reference: str, aliases: dict[str, list[str]], perm_in: Any,
                     verify: bool) -> Any:
     """IOResolution of the SavedModel's serving signature, outputs verified in-process (TF is loaded already)."""
-    from edgeport.convert import check
+    from edgeport.convert import io_resolution
     from edgeport.runtimes.tensorflow import SavedModelSession
 
     sess = SavedModelSession.load(path, IOSpec(), threads=1)
     sig = sess.input_signature()
     if not sig:
         raise ConversionError("the SavedModel onnx2tf wrote has no serving signature", "see the worker log")
-    nat_in = [check.NativeTensor(n, tuple(-1 if d is None else int(d) for d in shape), dtype)
+    nat_in = [io_resolution.NativeTensor(n, tuple(-1 if d is None else int(d) for d in shape), dtype)
               for n, (shape, dtype) in sig.items()]
-    nat_out = [check.NativeTensor(n, tuple(-1 if d is None else int(d) for d in shape), dtype)
+    nat_out = [io_resolution.NativeTensor(n, tuple(-1 if d is None else int(d) for d in shape), dtype)
                for n, (shape, dtype) in sess.output_signature().items()]
 
     def runner(specs: Any, feeds: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
@@ -678,4 +734,4 @@ def _saved_model_io(path: Path, ref_io: IOSpec, reference: str, aliases: dict[st
             raise EdgeportError("verification is off (verify_io=False)")
         return [sess.run_native(f) for f in feeds]
 
-    return check.resolve_io(nat_in, nat_out, ref_io, reference, runner, perm_in, aliases=aliases)
+    return io_resolution.resolve_io(nat_in, nat_out, ref_io, reference, runner, perm_in, aliases=aliases)

@@ -129,8 +129,9 @@ def _environment_error(exc: BaseException) -> OSError | None:
 
 def run(*, staging: str, out_dir: str, model: dict, io: dict, dims: dict, reference: str,
         parent_path: str | None = None, parent_io: dict | None = None, options: dict | None = None) -> dict:
-    import onnx
-    import onnxruntime as ort
+    """Worker entry (see :class:`edgeport.convert.base.StepJob`): export the PyTorch model to ``staging``/model.onnx."""
+    import onnx  # noqa: F401 - onnx and onnxruntime load before torch, the order this step was tested in
+    import onnxruntime  # noqa: F401
     import torch
 
     opts = OnnxExportOptions.from_dict(options or {})
@@ -145,28 +146,46 @@ def run(*, staging: str, out_dir: str, model: dict, io: dict, dims: dict, refere
     if use_legacy and not opts.legacy:
         why = f"opset {opts.opset} < {DYNAMO_MIN_OPSET}" if opts.opset < DYNAMO_MIN_OPSET else "the source is a ScriptModule"
         notes.append(f"legacy exporter used: {why}")
-    exporter = "legacy" if use_legacy else "dynamo"
-    if not use_legacy:
-        try:
-            _export_dynamo(module, example, path, spec, opts.opset)
-        except Exception as exc:  # noqa: BLE001 - recorded, then the legacy exporter tries
-            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-            env = _environment_error(exc)
-            if env is not None:  # a full disk is not a reason to switch exporters (and cache the other one's file)
-                raise ConversionError(f"ONNX export failed: cannot write {path.name}: {env.strerror or env}",
-                                      "free space and run the same command again") from None
-            if not opts.fallback:
-                raise ConversionError(f"the dynamo ONNX exporter failed: {reason}", "try --legacy-exporter") from None
-            notes.append(f"dynamo exporter failed, fell back to the legacy exporter: {reason}")
-            exporter = "legacy"
-            path.unlink(missing_ok=True)
+    exporter = "legacy" if use_legacy else _try_dynamo(module, example, path, spec, opts, notes)
     if exporter == "legacy":
         try:
             _export_legacy(module, example, path, spec, opts.opset)
         except Exception as exc:  # noqa: BLE001
-            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-            raise ConversionError(f"ONNX export failed: {reason}", "simplify the model's forward or try another --opset") from None
+            raise ConversionError(f"ONNX export failed: {_reason(exc)}",
+                                  "simplify the model's forward or try another --opset") from None
     _name_dynamic_dims(path, spec)
+    _check_loadable(path)
+    art = _artifact(path, spec, opts, exporter, notes)
+    return {"artifacts": [art.to_json()], "notes": notes}
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+
+def _try_dynamo(module, example, path: Path, spec: IOSpec, opts: OnnxExportOptions, notes: list[str]) -> str:
+    """Export with the dynamo exporter; returns "dynamo", or "legacy" when it failed and the fallback is on (noted)."""
+    try:
+        _export_dynamo(module, example, path, spec, opts.opset)
+    except Exception as exc:  # noqa: BLE001 - recorded, then the legacy exporter tries
+        reason = _reason(exc)
+        env = _environment_error(exc)
+        if env is not None:  # a full disk is not a reason to switch exporters (and cache the other one's file)
+            raise ConversionError(f"ONNX export failed: cannot write {path.name}: {env.strerror or env}",
+                                  "free space and run the same command again") from None
+        if not opts.fallback:
+            raise ConversionError(f"the dynamo ONNX exporter failed: {reason}", "try --legacy-exporter") from None
+        notes.append(f"dynamo exporter failed, fell back to the legacy exporter: {reason}")
+        path.unlink(missing_ok=True)
+        return "legacy"
+    return "dynamo"
+
+
+def _check_loadable(path: Path) -> None:
+    """The exported file passes onnx.checker (full check) and ONNX Runtime loads it; ConversionError otherwise."""
+    import onnx
+    import onnxruntime as ort
+
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:  # noqa: BLE001
@@ -175,6 +194,12 @@ def run(*, staging: str, out_dir: str, model: dict, io: dict, dims: dict, refere
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001
         raise ConversionError(f"ONNX Runtime cannot load the exported model: {str(exc).splitlines()[0][:200]}", "try --legacy-exporter or another --opset") from None
+
+
+def _artifact(path: Path, spec: IOSpec, opts: OnnxExportOptions, exporter: str, notes: list[str]) -> Artifact:
+    """The manifest artifact of the exported file: its graph IO mapped to the spec, op counts, opset."""
+    import onnx
+
     proto = onnx.load(str(path), load_external_data=False)
     ops = Counter(n.op_type for n in proto.graph.node)
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
@@ -187,9 +212,8 @@ def run(*, staging: str, out_dir: str, model: dict, io: dict, dims: dict, refere
     )
     opt = asdict(opts)
     opt["exporter"] = exporter
-    art = Artifact(
+    return Artifact(
         name="onnx", format="onnx", path=opts.filename, converter=f"torch.onnx({exporter})", options=opt,
         tools=tool_versions("torch", "onnx", "onnxscript", "onnxruntime"), parent="pytorch", io=art_io,
         ops=dict(sorted(ops.items())), notes=notes + [f"opset {opset}, IR version {proto.ir_version}"],
     )
-    return {"artifacts": [art.to_json()], "notes": notes}

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator
 from edgeport import __version__, outdir
 from edgeport.convert import CONVERTERS, Converter, tf_converters
 from edgeport.convert.base import StepJob
+from edgeport.convert.options import ConvertOptions
 from edgeport.convert.sizes import SIZES_NAME
 from edgeport.errors import ConversionError, EdgeportError, OutputError, UsageError
 from edgeport.formats import label, targets
@@ -46,22 +47,6 @@ PARALLEL_STEPS = max(1, min(3, os.cpu_count() or 1))
 LATENCY_WARMUP = 5  # untimed runs per candidate when auto picks the fastest .tflite
 LATENCY_SECONDS = 0.5  # then timed runs for this long (thousands for a small model, ~20 for a ResNet-18)
 LATENCY_TIE = 0.03  # candidates within 3 % of the fastest count as tied: the one earlier in auto order is kept  # timed runs per candidate when auto picks the fastest .tflite (after 20 warm-up runs)
-
-
-@dataclass(frozen=True)
-class ConvertOptions:
-    targets: tuple[str, ...] = ("torchscript", "onnx")
-    converter: str = "auto"  # auto, or a comma list of converter names
-    opset: int = 18
-    legacy_exporter: bool = False
-    script: bool = False
-    keep_layout: bool = False
-    allow_flex: bool = False
-    samples: int = 3
-    rtol: float = 1e-4  # parity gate for tflite/saved_model candidates (relative to the output's max magnitude)
-    select: str = "fastest"  # auto: keep the fastest passing .tflite of the fast tier, or the first that passes
-    timeout: float = 1800.0
-    use_cache: bool = True
 
 
 @dataclass
