@@ -15,7 +15,7 @@ Rules:
 (a) nothing under edgeport.runtimes imports edgeport.convert or edgeport.validate: the device profile installs
     runtimes + validate + bench only, and the runtimes are the layer the other two stand on;
 (b) no import cycle among edgeport modules through module-level imports;
-(c) the neutral modules (the flatbuffer reader tflite_fb, onnx_data, formats, status, outdir) import nothing from
+(c) the neutral modules (the flatbuffer reader tflite_fb, onnx_data, formats, status, outdir, exc_text) import nothing from
     convert, validate, quantize, bench or runtimes;
 (d) edgeport.data, the neutral feeds/images/sample-file layer, imports nothing from convert, validate, quantize,
     bench or runtimes: every one of them reads its inputs through it.
@@ -184,7 +184,8 @@ def test_no_module_level_import_cycles():
     assert not cycles, f"module-level import cycles (import inside the function that needs it, or move the shared piece down): {cycles}"
 
 
-NEUTRAL = ("edgeport.tflite_fb", "edgeport.onnx_data", "edgeport.formats", "edgeport.status", "edgeport.outdir")
+NEUTRAL = ("edgeport.tflite_fb", "edgeport.onnx_data", "edgeport.formats", "edgeport.status", "edgeport.outdir",
+           "edgeport.exc_text")
 UPPER_LAYERS = ("edgeport.convert", "edgeport.validate", "edgeport.quantize", "edgeport.bench", "edgeport.runtimes")
 
 
