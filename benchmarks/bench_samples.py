@@ -2,12 +2,16 @@
 """Benchmark every sample model on every runtime and write benchmarks/results.md.
 
     .venv/bin/python benchmarks/bench_samples.py [--runs 300] [--samples tiny_cnn,transformer] [--work DIR]
+    .venv/bin/python benchmarks/bench_samples.py --samples "" --to onnx,tflite --converter onnx2tf,litert-torch \
+        --models benchmarks/slow_families.py:lstm,benchmarks/architectures.py:bilstm -o benchmarks/slow_families.md
 
-Each sample is converted with ``edgeport convert sample:NAME --to torchscript,onnx,saved_model,tflite``
-(reused from ``--work`` when nothing changed; a target that cannot be converted is listed, not fatal),
-then measured with ``edgeport bench OUT --json`` at 1 thread. The Markdown has the machine, one table
-per model (every artifact x runtime), and a summary with the ratio of TFLite fp32 latency to ONNX
-Runtime latency per model (p50; below 1 means LiteRT is faster). Prints where it wrote; asserts nothing.
+Each sample (``sample:NAME``) and each ``--models`` reference (``file.py:factory``) is converted with
+``edgeport convert REF --to TARGETS [--converter C]`` (reused from ``--work`` when nothing changed; a target
+that cannot be converted is listed, not fatal), then measured with ``edgeport bench OUT --json`` at 1 thread.
+The Markdown has the machine, one table per model (every artifact x runtime), and a summary with the ratio
+of TFLite fp32 latency to ONNX Runtime latency (p50; below 1 means LiteRT is faster), one row per .tflite:
+``--converter onnx2tf,litert-torch`` keeps each converter's .tflite, so their ratios stand side by side
+(ONNX Runtime timed in the same bench run). Prints the summary and where it wrote; asserts nothing.
 """
 
 from __future__ import annotations
@@ -37,9 +41,10 @@ def _ms(v: float | None) -> str:
     return fmt_ms(v)
 
 
-def convert(name: str, work: Path) -> tuple[Path | None, list[str]]:
+def convert(name: str, work: Path, ref: str = "", to: str = "torchscript,onnx,saved_model,tflite",
+            converter: str = "auto") -> tuple[Path | None, list[str]]:
     out = work / name
-    r = _cli("convert", f"sample:{name}", "--to", "torchscript,onnx,saved_model,tflite", "-o", str(out))
+    r = _cli("convert", ref or f"sample:{name}", "--to", to, "--converter", converter, "-o", str(out))
     problems = [line.strip() for line in (r.stdout + r.stderr).splitlines() if line.strip().startswith(("failed:", "parity failed:", "error:"))]
     if not (out / "manifest.json").is_file():
         return None, problems or [f"convert exited {r.returncode}"]
@@ -55,17 +60,21 @@ def bench(out: Path, runs: int, warmup: int) -> dict[str, Any]:
         return json.loads(js.read_text())
 
 
-def ratio_row(name: str, doc: dict[str, Any], out: Path) -> tuple[str, ...]:
+def ratio_rows(name: str, doc: dict[str, Any], out: Path) -> list[tuple[str, ...]]:
+    """One summary row per fp32 .tflite: ONNX Runtime p50, its p50, the ratio, the converter that made it."""
     from edgeport.manifest import Manifest
 
     rows = [r for r in doc["results"] if r["status"] == "ok" and r["threads"] == 1]
     ort = next((r for r in rows if r["runtime"] == "onnxruntime"), None)
-    tfl = next((r for r in rows if r["runtime"] == "tflite" and r.get("variant", "fp32") == "fp32"), None)
+    tfls = [r for r in rows if r["runtime"] == "tflite" and r.get("variant", "fp32") == "fp32"] or [None]
     o = ort["latency_ms"]["p50"] if ort else None
-    t = tfl["latency_ms"]["p50"] if tfl else None
-    ratio = f"{t / o:.2f}" if o and t else "-"
-    art = Manifest.load(out).find(tfl["artifact"]) if tfl else None
-    return name, _ms(o), _ms(t), ratio, art.converter if art else "-"
+    manifest = Manifest.load(out)
+    summary = []
+    for tfl in tfls:
+        t = tfl["latency_ms"]["p50"] if tfl else None
+        art = manifest.find(tfl["artifact"]) if tfl else None
+        summary.append((name, _ms(o), _ms(t), f"{t / o:.2f}" if o and t else "-", art.converter if art else "-"))
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--samples", default=",".join(sample_models.SAMPLES), help="comma list of sample models")
+    ap.add_argument("--models", default="", help="comma list of file.py:factory references, after the samples")
+    ap.add_argument("--to", default="torchscript,onnx,saved_model,tflite", help="edgeport convert --to")
+    ap.add_argument("--converter", default="auto", help="edgeport convert --converter (a comma list keeps each)")
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgeport-bench-samples",
@@ -83,14 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", type=Path, default=REPO / "benchmarks" / "results.md")
     args = ap.parse_args(argv)
 
-    names = [n.strip() for n in args.samples.split(",") if n.strip()]
+    refs = {n.strip(): "" for n in args.samples.split(",") if n.strip()}
+    refs.update({m.strip().rsplit(":", 1)[-1]: m.strip() for m in args.models.split(",") if m.strip()})
     start = time.perf_counter()
     sections: list[str] = []
     summary: list[tuple[str, ...]] = []
     machine = ""
-    for name in names:
+    for name, ref in refs.items():
         print(f"converting {name} ...", flush=True)
-        out, problems = convert(name, args.work)
+        out, problems = convert(name, args.work, ref, args.to, args.converter)
         if out is None:
             sections.append(f"#### {name}\n\nnot converted: {'; '.join(problems)}\n")
             continue
@@ -110,12 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         if problems:
             lines += ["", "Conversion notes: " + "; ".join(p.replace("|", "/")[:300] for p in problems)]
         sections.append("\n".join(lines) + "\n")
-        summary.append(ratio_row(name, doc, out))
+        summary.extend(ratio_rows(name, doc, out))
 
     text = [
         "## Benchmarks: sample models on every runtime",
         "",
-        f"Made by `benchmarks/bench_samples.py` ({time.strftime('%Y-%m-%d')}, {time.perf_counter() - start:.0f} s). "
+        f"Made by `benchmarks/bench_samples.py{''.join(' ' + a for a in (argv if argv is not None else sys.argv[1:]))}` "
+        f"({time.strftime('%Y-%m-%d')}, {time.perf_counter() - start:.0f} s). "
         f"Machine: {machine}. 1 thread, {args.warmup} warm-up + {args.runs} timed runs per row; latency is "
         "`Session.run_native` alone (each row in its own process); peak RSS is that worker's high-water mark above its idle "
         "baseline (runtime library + model + inference); input: reference.npz sample 0.",
@@ -127,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         *sections,
     ]
     args.output.write_text("\n".join(text).rstrip() + "\n", encoding="utf-8")
+    for row in summary:
+        print("  ".join(row))
     print(f"wrote {args.output}")
     return 0
 

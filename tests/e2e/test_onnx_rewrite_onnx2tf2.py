@@ -41,7 +41,7 @@ def test_lstm_converts_to_stateless_fused_ops(tmp_path, bidirectional) -> None: 
     import onnx
     import onnxruntime as ort
 
-    from edgeport.convert.check import probe_in_worker
+    from edgeport.convert.io_resolution import probe_in_worker
     from edgeport.convert.onnx_rewrite import prepare_for_onnx2tf2
     from edgeport.convert.tflite_inspect import inspect_tflite
     from edgeport.spec import TensorSpec

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeport.convert import check
+from edgeport.convert import check, io_resolution
 from edgeport.convert.tflite_inspect import describe_offenders, inspect_tflite
 from edgeport.errors import InputError
 from edgeport.spec import IOSpec, TensorSpec
@@ -125,7 +125,7 @@ def test_builtin_ops_io_and_signature(models):
 def test_model_without_signature_runs_by_tensor_names(models):
     info = inspect_tflite(models / "nosig.tflite")
     assert info["signatures"] == {}
-    nat_in, nat_out = check.tflite_natives(info)
+    nat_in, nat_out = io_resolution.tflite_natives(info)
     assert [n.name for n in nat_in] == ["image"] and len(nat_out) == 1
     io = IOSpec(inputs=[TensorSpec("image", (1, 8, 8, 3), "float32", "NHWC", (0, 2, 3, 1), "image")],
                 outputs=[TensorSpec(nat_out[0].name, (1, 5), ref_name="logits")])
@@ -206,9 +206,9 @@ def test_resolve_io_maps_by_values_not_names(models):
             outs.append({"p": ref_out[k]["q"].astype(np.float32), "q": ref_out[k]["p"].transpose(0, 2, 1).astype(np.float32)})
         return outs
 
-    natives_in = [check.NativeTensor("serving_default_a:0", (1, 4), "float32")]
-    natives_out = [check.NativeTensor("p", (1, 3, 2), "float32"), check.NativeTensor("q", (1, 2, 3), "float32")]
-    res = check.resolve_io(natives_in, natives_out, ref_io, path, runner, lambda t: check.identity(t.rank))
+    natives_in = [io_resolution.NativeTensor("serving_default_a:0", (1, 4), "float32")]
+    natives_out = [io_resolution.NativeTensor("p", (1, 3, 2), "float32"), io_resolution.NativeTensor("q", (1, 2, 3), "float32")]
+    res = io_resolution.resolve_io(natives_in, natives_out, ref_io, path, runner, lambda t: io_resolution.identity(t.rank))
     outs = {t.ref_name: t for t in res.io.outputs}
     assert outs["q"].name == "p" and outs["q"].perm == (0, 1, 2)
     assert outs["p"].name == "q" and outs["p"].perm == (0, 2, 1) and outs["p"].layout == "NLC"
@@ -226,9 +226,9 @@ def test_resolve_io_unverified_when_the_model_cannot_run(models):
     def runner(specs, feeds):
         raise RuntimeFailure("boom")
 
-    res = check.resolve_io([check.NativeTensor("image", (1, 8, 8, 3), "float32")],
-                           [check.NativeTensor("logits", (1, 5), "float32")], ref_io, models / "reference.npz",
-                           runner, lambda t: check.channels_last_perm(t.rank))
+    res = io_resolution.resolve_io([io_resolution.NativeTensor("image", (1, 8, 8, 3), "float32")],
+                           [io_resolution.NativeTensor("logits", (1, 5), "float32")], ref_io, models / "reference.npz",
+                           runner, lambda t: io_resolution.channels_last_perm(t.rank))
     assert res.worst_rel is None and not res.verified
     assert res.io.inputs[0].perm == (0, 2, 3, 1) and res.io.inputs[0].layout == "NHWC"
     assert any("NOT verified" in n for n in res.notes)

@@ -12,7 +12,7 @@ A standalone script (see :mod:`_job_protocol`): the onnx2tf 2.x venv (Python >= 
 The .tflite comes from the ``flatbuffer_direct`` backend (straight from the ONNX graph, no TF graph).
 Its SavedModel exporter runs the same graph through TensorFlow kernels it registers per TFLite op type;
 a few builtin op types that have exact TensorFlow equivalents are missing there (HARD_SWISH, RSQRT,
-SQUARE, SQUARED_DIFFERENCE), so they are registered before converting. When the SavedModel exporter
+SQUARE, SQUARED_DIFFERENCE, GELU), so they are registered before converting. When the SavedModel exporter
 still refuses the graph, the .tflite is converted again without it and the result says why the
 SavedModel is missing (upstream falls back to nothing: it raises for the whole conversion).
 """
@@ -60,6 +60,10 @@ def _extend_saved_model_kernels() -> list[str]:
     # unknown and makes tf.nn.depthwise_conv2d refuse every depthwise convolution; use static shapes.
     sme._REGISTERED_KERNELS["DEPTHWISE_CONV_2D"] = _depthwise_kernel(tf, sme)
     added.append("DEPTHWISE_CONV_2D (static filter shape)")
+    if "GELU" not in sme._REGISTERED_KERNELS:  # edgeport fuses exact GELUs into one GELU op before converting
+        sme._REGISTERED_KERNELS["GELU"] = _gelu_kernel(tf)
+        sme.SUPPORTED_KERNEL_OP_TYPES.add("GELU")
+        added.append("GELU")
     for table, kernel, extra in ((sme._UNARY_KERNELS, sme._kernel_unary, unary),
                                  (sme._BINARY_KERNELS, sme._kernel_binary, binary)):
         for name, fn in extra.items():
@@ -69,6 +73,15 @@ def _extend_saved_model_kernels() -> list[str]:
                 sme.SUPPORTED_KERNEL_OP_TYPES.add(name)
                 added.append(name)
     return added
+
+
+def _gelu_kernel(tf: Any) -> Any:
+    def kernel(executor: Any, op: Any, env: dict) -> None:
+        x = executor._resolve_tensor(op.inputs[0], env)
+        approximate = bool((op.options or {}).get("approximate", False))
+        executor._assign_outputs(op, [tf.nn.gelu(x, approximate=approximate)], env)
+
+    return kernel
 
 
 def _depthwise_kernel(tf: Any, sme: Any) -> Any:

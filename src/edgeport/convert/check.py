@@ -22,17 +22,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-# Re-exported for the modules that still reach the IO-resolution API through this one (litert_torch_backend,
-# onnx2tf2_backend); new code imports edgeport.convert.io_resolution.
-from edgeport.convert.io_resolution import (  # noqa: F401
-    IOResolution,
-    NativeTensor,
-    channels_last_perm,
-    identity,
-    probe_in_worker,
-    resolve_io,
-    tflite_natives,
-)
 from edgeport.convert.io_resolution import session_class
 from edgeport.errors import EdgeportError, RuntimeFailure
 from edgeport.refdata import Sample, load_reference

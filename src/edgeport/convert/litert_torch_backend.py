@@ -181,22 +181,22 @@ def run(
         raise ConversionError(f"litert-torch failed: {type(exc).__name__}: {msg[:300]}",
                               "see the worker log; try --converter onnx2tf") from None
     seconds = time.perf_counter() - t0
-    from edgeport.convert import check
+    from edgeport.convert import io_resolution
     from edgeport.convert.tflite_inspect import inspect_tflite
 
     info = inspect_tflite(dest)
-    nat_in, nat_out = check.tflite_natives(info)
+    nat_in, nat_out = io_resolution.tflite_natives(info)
 
     def expected_in(t: TensorSpec) -> tuple[int, ...]:
         i = [x.name for x in ref_io.inputs].index(t.name)
-        return check.channels_last_perm(t.rank) if cl[i] else check.identity(t.rank)
+        return io_resolution.channels_last_perm(t.rank) if cl[i] else io_resolution.identity(t.rank)
 
     def runner(specs: Any, feeds: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         if not opts.verify_io:
             raise EdgeportError("verification is off (verify_io=False)")
-        return check.probe_in_worker(dest, "tflite", specs, feeds)
+        return io_resolution.probe_in_worker(dest, "tflite", specs, feeds)
 
-    res = check.resolve_io(nat_in, nat_out, ref_io, reference, runner, expected_in)
+    res = io_resolution.resolve_io(nat_in, nat_out, ref_io, reference, runner, expected_in)
     if info["flex_ops"] or info["custom_ops"]:
         from edgeport.convert.tflite_inspect import describe_offenders
 

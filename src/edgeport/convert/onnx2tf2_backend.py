@@ -9,10 +9,11 @@ environment that prepares the job and checks what came back:
 
 - the user's .onnx is never handed over: a private copy is (onnx2tf rewrites its input), with LSTMs
   prepared by :func:`edgeport.convert.onnx_rewrite.prepare_for_onnx2tf2` (else TFLite's fused LSTM keeps
-  its state between calls and the second inference is wrong);
+  its state between calls and the second inference is wrong) and convolutions / exact GELUs by
+  :func:`edgeport.convert.xnnpack_rewrite.prepare_for_xnnpack` (forms XNNPACK runs fast);
 - inputs: 4-D/5-D become channels-last (onnx2tf's layout), 3-D keep their PyTorch shape, ``keep_layout``
   keeps every input as it is; the layout of every output is measured against the reference
-  (:func:`edgeport.convert.check.resolve_io`), never assumed;
+  (:func:`edgeport.convert.io_resolution.resolve_io`), never assumed;
 - dynamic dims are kept first; when that conversion fails or computes the wrong thing (worse than
   ``rtol`` of the output's magnitude) it is retried with the reference's sizes and the notes say so;
   a wrong result with onnx-simplifier is retried without it;
@@ -43,6 +44,7 @@ from edgeport.convert.onnx2tf_backend import (
     load_parent,
 )
 from edgeport.convert.onnx_rewrite import prepare_for_onnx2tf2
+from edgeport.convert.xnnpack_rewrite import prepare_for_xnnpack
 from edgeport.errors import ConversionError, EdgeportError
 from edgeport.fsutil import sha256_file
 from edgeport.manifest import Artifact
@@ -52,20 +54,21 @@ from edgeport.spec import IOSpec
 BACKEND = "onnx2tf"  # the managed environment's name in edgeport.backends
 SCRIPT = Path(__file__).with_name("_onnx2tf2_job.py")
 SAVED_MODEL_ITEMS = ("saved_model.pb", "variables", "assets", "fingerprint.pb")
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 4
 
 
 @dataclass
 class _Try:
     static: bool
     simplify: bool = True
+    xnnpack: bool = True  # with prepare_for_xnnpack's rewrites (when any applies)
     why: str = "first try"
     folder: Path = Path()
     reason: str = ""
     seconds: float = 0.0
     value: dict[str, Any] | None = None  # the job's result
     info: dict[str, Any] | None = None  # inspect_tflite of its .tflite
-    resolved: dict[str, Any] = field(default_factory=dict)  # target -> check.IOResolution
+    resolved: dict[str, Any] = field(default_factory=dict)  # target -> io_resolution.IOResolution
 
     @property
     def worst_rel(self) -> float | None:
@@ -73,7 +76,8 @@ class _Try:
         return r.worst_rel if r is not None else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"static_shapes": self.static, "simplified": self.simplify, "why": self.why, "reason": self.reason,
+        return {"static_shapes": self.static, "simplified": self.simplify, "xnnpack_rewrites": self.xnnpack,
+                "why": self.why, "reason": self.reason,
                 "seconds": round(self.seconds, 3), "worst_rel": self.worst_rel}
 
 
@@ -117,7 +121,7 @@ def _convert(model: Any, t: _Try, opts: Onnx2TfOptions, onnx_inputs: list[Any], 
 
 
 def _evaluate(t: _Try, opts: Onnx2TfOptions, ref_io: IOSpec, reference: str, aliases: dict[str, list[str]]) -> None:
-    from edgeport.convert import check
+    from edgeport.convert import io_resolution
     from edgeport.convert.tflite_inspect import inspect_tflite
 
     assert t.value is not None
@@ -127,24 +131,28 @@ def _evaluate(t: _Try, opts: Onnx2TfOptions, ref_io: IOSpec, reference: str, ali
 
     report_stage("checking the .tflite against the reference")
     t.info = inspect_tflite(tfl)
-    nat_in, nat_out = check.tflite_natives(t.info)
-    runner = lambda specs, feeds: check.probe_in_worker(tfl, "tflite", specs, feeds)  # noqa: E731
-    t.resolved["tflite"] = check.resolve_io(nat_in, nat_out, ref_io, reference, runner, perm_in, aliases=aliases)
+    nat_in, nat_out = io_resolution.tflite_natives(t.info)
+    runner = lambda specs, feeds: io_resolution.probe_in_worker(tfl, "tflite", specs, feeds)  # noqa: E731
+    t.resolved["tflite"] = io_resolution.resolve_io(nat_in, nat_out, ref_io, reference, runner, perm_in, aliases=aliases)
     if "saved_model" in opts.targets and t.value.get("saved_model"):
         # Both files come from the same ModelIR: the SavedModel's serving signature has the .tflite's tensor
         # names, shapes and layouts. The plan's check step runs the SavedModel against the reference (that is
         # the proof); loading TensorFlow here as well only to read the signature would cost seconds.
         tfl_res = t.resolved["tflite"]
-        t.resolved["saved_model"] = check.IOResolution(
+        t.resolved["saved_model"] = io_resolution.IOResolution(
             tfl_res.io, tfl_res.notes + ["IO taken from the .tflite made from the same graph"], tfl_res.worst_rel)
 
 
-def _next_try(t: _Try, opts: Onnx2TfOptions, dynamic: dict[str, Any], tried: list[_Try]) -> _Try | None:
-    """What to try after ``t`` failed or came out wrong (None: nothing left)."""
+def _next_try(t: _Try, opts: Onnx2TfOptions, dynamic: dict[str, Any], tried: list[_Try], rewritten: bool) -> _Try | None:
+    """What to try after ``t`` failed or came out wrong (None: nothing left). ``rewritten``: the XNNPACK rewrites
+    changed the graph (onnx2tf has mis-converted graphs they make: a retry goes without them)."""
+    if rewritten and t.xnnpack and all(x.xnnpack for x in tried):
+        return _Try(static=t.static, simplify=t.simplify, xnnpack=False,
+                    why=f"without the XNNPACK rewrites, because {t.reason}")
     if dynamic and not t.static and opts.static_shapes == "auto":
-        return _Try(static=True, simplify=t.simplify, why=f"with dynamic dims kept, {t.reason}")
+        return _Try(static=True, simplify=t.simplify, xnnpack=t.xnnpack, why=f"with dynamic dims kept, {t.reason}")
     if opts.simplify and t.simplify and t.value is not None and not any(not x.simplify for x in tried):
-        return _Try(static=t.static, simplify=False, why=f"without onnx-simplifier, because {t.reason}")
+        return _Try(static=t.static, simplify=False, xnnpack=t.xnnpack, why=f"without onnx-simplifier, because {t.reason}")
     return None
 
 
@@ -160,6 +168,9 @@ def run(staging: str, out_dir: str, model: dict[str, Any], io: dict[str, Any], d
     # LSTMs: a zero initial state computed from the input, so TFLite's fused LSTM keeps no state between calls
     onnx_model, rewrite_notes = prepare_for_onnx2tf2(onnx_model)
     notes.extend(rewrite_notes)
+    # big depthwise kernels, padding-only taps of dilated convs, exact GELU: forms XNNPACK runs fast
+    fast_model, xnnpack_notes = prepare_for_xnnpack(onnx_model)
+    models = {True: fast_model, False: onnx_model}  # by _Try.xnnpack
     onnx_inputs, onnx_outputs = _onnx_io(onnx_model)
     aliases = _aliases(ref_io, parent_io, onnx_inputs, onnx_outputs)
     onnx_to_ref = {a: r for r, names in aliases.items() for a in names}
@@ -177,7 +188,7 @@ def run(staging: str, out_dir: str, model: dict[str, Any], io: dict[str, Any], d
             t.folder = work / f"attempt{len(tried)}"
             tried.append(t)
             try:
-                _convert(onnx_model, t, opts, onnx_inputs, fixed)
+                _convert(models[t.xnnpack], t, opts, onnx_inputs, fixed)
                 _evaluate(t, opts, ref_io, reference, aliases)
             except EdgeportError as exc:
                 t.reason = t.reason or exc.message
@@ -187,7 +198,7 @@ def run(staging: str, out_dir: str, model: dict[str, Any], io: dict[str, Any], d
                     break
                 t.reason = (f"its outputs differ from the reference by {t.worst_rel:.2e} of their magnitude"
                             if t.worst_rel is not None else "its outputs could not be verified")
-            nxt = _next_try(t, opts, dynamic, tried)
+            nxt = _next_try(t, opts, dynamic, tried, fast_model is not onnx_model)
             if nxt is not None:
                 queue.append(nxt)
         done = [x for x in tried if x.value is not None and x.resolved.get("tflite") is not None]
@@ -196,7 +207,12 @@ def run(staging: str, out_dir: str, model: dict[str, Any], io: dict[str, Any], d
                                                                      f"{x.reason}" for x in tried),
                                   "see the step log; auto moves on to the next converter")
         chosen = min(done, key=lambda x: (x.worst_rel if x.worst_rel is not None else float("inf"), tried.index(x)))
+        if chosen.xnnpack or not xnnpack_notes:
+            notes.extend(xnnpack_notes)
+        else:
+            notes.append(f"converted {chosen.why} ({len(xnnpack_notes)} rewrite(s) left out)")
         notes.extend(_history(tried, chosen, dynamic, fixed))
+        onnx_model = models[chosen.xnnpack]
         sm_try = _static_saved_model(chosen, opts, dynamic, onnx_model, onnx_inputs, fixed, ref_io, reference, aliases,
                                      work / "saved-model-static")
         if sm_try is not None:
@@ -221,7 +237,8 @@ def _static_saved_model(chosen: _Try, opts: Onnx2TfOptions, dynamic: dict[str, A
     if "saved_model" not in opts.targets or chosen.value.get("saved_model") or not dynamic or chosen.static:
         return None
     why = chosen.value.get("saved_model_error") or "no SavedModel"
-    t = _Try(static=True, simplify=chosen.simplify, why=f"SavedModel with the dynamic dims fixed ({why})", folder=folder)
+    t = _Try(static=True, simplify=chosen.simplify, xnnpack=chosen.xnnpack,
+             why=f"SavedModel with the dynamic dims fixed ({why})", folder=folder)
     try:
         _convert(model, t, opts, onnx_inputs, fixed)
         _evaluate(t, opts, ref_io, reference, aliases)
@@ -243,7 +260,8 @@ def _history(tried: list[_Try], chosen: _Try, dynamic: dict[str, Any], fixed: di
     for x in tried:
         if x is not chosen and x.reason:
             out.append(f"onnx2tf 2.x attempt ({'static' if x.static else 'dynamic'} shapes"
-                       f"{'' if x.simplify else ', unsimplified'}) not kept: {x.reason}")
+                       f"{'' if x.simplify else ', unsimplified'}{'' if x.xnnpack else ', no XNNPACK rewrites'}) "
+                       f"not kept: {x.reason}")
     return out
 
 
