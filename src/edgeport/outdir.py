@@ -73,7 +73,7 @@ def lock(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LockRefused(f"another edgeport command is writing to {out}", "wait for it to finish, or use another -o") from None
+            raise LockRefused(f"another edgeport command is writing to {out}", "wait for it to finish, or write to another folder") from None
         yield
     finally:
         fh.close()

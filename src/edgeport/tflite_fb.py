@@ -97,6 +97,16 @@ def _tensor_info(schema: Any, sg: Any, index: int) -> dict[str, Any]:
     return info
 
 
+def main_tensors(buf: bytes) -> list[dict[str, Any]]:
+    """Every tensor of the main subgraph of the flatbuffer ``buf``: name, shape, dtype, quantization."""
+    schema = schema_module()
+    model = schema.Model.GetRootAs(buf, 0)
+    if not model.SubgraphsLength():
+        return []
+    sg = model.Subgraphs(0)
+    return [_tensor_info(schema, sg, i) for i in range(sg.TensorsLength())]
+
+
 def read_model(path: str | os.PathLike) -> tuple[bytes, Any, Any]:
     """(file bytes, schema module, root ``Model`` table) of a .tflite file; InputError when it is not one."""
     p = Path(path)

@@ -25,7 +25,7 @@ import pytest
 
 from edgeport import backends
 from edgeport.errors import UsageError
-from edgeport.quantize.sweep import _lock as folder_lock
+from edgeport.outdir import lock as folder_lock
 from tests.conftest import REPO, run_cli
 from tests.e2e.test_fault_injection import CONVERT, _assert_consistent, _assert_rerun_completes, _cmdline, _env, _wait_for
 

@@ -6,14 +6,13 @@ Two converts started at once may both see no folder yet; the one refused by the 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from edgeport.convert.plan import ConvertOptions, Pipeline
 from edgeport.errors import OutputError
 from edgeport.models import resolve_ref
-from edgeport.quantize.sweep import _lock as folder_lock
+from edgeport.outdir import lock as folder_lock
 
 
 def test_a_refused_convert_that_saw_no_folder_removes_nothing(tmp_path, monkeypatch):

@@ -8,7 +8,8 @@ import pytest
 
 from edgeport.errors import UsageError
 from edgeport.quantize.aeq_variants import MODES, Op, make_recipe, meets_floor
-from edgeport.quantize.sweep import SweepReport, VariantRow, parse_accuracy_drop, recommend
+from edgeport.quantize.model import SweepReport, VariantRow, recommend
+from edgeport.quantize.options import parse_accuracy_drop
 
 
 def test_accuracy_drop_parsing():

@@ -187,6 +187,23 @@ def test_int8_session_quantizes_feeds_and_dequantizes_outputs(models):
     assert res["worst_rel"] > float_res["worst_rel"]
 
 
+def test_activation_ranges_from_the_one_flatbuffer_reader(models):
+    """Each per-tensor int8 tensor's representable float range is (q_min - zero_point) * scale .. (q_max - zero_point) * scale."""
+    from edgeport.quantize.debug import activation_ranges
+    from edgeport.tflite_fb import main_tensors
+
+    buf = (models / "int8.tflite").read_bytes()
+    tensors = {t["name"]: t for t in main_tensors(buf)}
+    ranges = activation_ranges(buf)
+    per_tensor = [t for t in tensors.values() if t["dtype"] == "int8" and len(t.get("quantization", {}).get("scale", [])) == 1]
+    assert per_tensor and set(ranges) == {t["name"] for t in per_tensor}
+    for t in per_tensor:
+        scale, zp = t["quantization"]["scale"][0], t["quantization"]["zero_point"][0]
+        lo, hi = ranges[t["name"]]
+        assert lo == (-128 - zp) * scale and hi == (127 - zp) * scale and lo < hi
+    assert not activation_ranges((models / "builtin.tflite").read_bytes())  # a float model has none
+
+
 def test_resolve_io_maps_by_values_not_names(models):
     """Outputs named the wrong way round and transposed are still mapped to the right reference."""
     ref_io = IOSpec(inputs=[TensorSpec("a", (1, 4))],

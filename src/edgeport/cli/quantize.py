@@ -15,7 +15,8 @@ import typer
 
 MODES_HELP = ("Comma list of: fp16, dynamic, int8, int16x8 (TFLiteConverter, from the SavedModel); aeq-dynamic, "
               "aeq-weight-int8, aeq-weight-int4, aeq-int8, aeq-int16x8 (ai-edge-quantizer, from the float .tflite); "
-              "ort-dynamic, ort-qdq (ONNX Runtime, from the ONNX model); or all, tflite, aeq, ort.")
+              "ort-dynamic, ort-qdq (ONNX Runtime, from the ONNX model); or all, tflite, aeq, ort. When XNNPACK cuts "
+              "int8 into pieces, int8-float-ops, int8-rewrite and int8-io are tried too and measured like the rest.")
 
 
 def quantize(

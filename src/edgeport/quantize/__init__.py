@@ -12,8 +12,14 @@ Modules (numpy-only at import time; TensorFlow, ONNX Runtime and torch load insi
 - :mod:`.aeq_variants`: ai-edge-quantizer recipes on any float .tflite (dynamic int8, weight-only int8/int4,
   static int8, int16 activations with int8 weights), isolated per-op sensitivity and the keep-float search;
 - :mod:`.ort_variants`: ONNX Runtime dynamic and static (QDQ) int8;
+- :mod:`.remedies` (decisions) and :mod:`.remedy_steps` (running them): when the delegate leaves ops of the int8
+  model on builtin kernels, int8 with those ops in float, with their ONNX ops rewritten (:mod:`.rewrite`), and
+  with int8 I/O, as extra variants; the verdict on int8 speed against fp32, op by op when it falls short;
 - :mod:`.debug`: per-layer int8 error from TensorFlow's quantization debugger, ranked and mapped to ONNX
   nodes and PyTorch modules;
+- :mod:`.options` (the --modes vocabulary, QuantizeOptions), :mod:`.model` (VariantRow, SweepReport, the
+  recommendation), :mod:`.evaluate` (worker entries that run and time a variant), :mod:`.compare` (outputs
+  against the reference);
 - :mod:`.sweep`: the orchestration, one worker process per conversion and per evaluation;
 - :mod:`.report`: console table, report.json, report.html and the PNG plots.
 
@@ -26,5 +32,6 @@ from __future__ import annotations
 __all__ = ["QUANT_DIR", "VARIANTS"]
 
 QUANT_DIR = "quant"
-VARIANTS = ("fp16", "dynamic-int8", "int8", "int16x8", "int8-keepfloat", "aeq-dynamic-int8", "aeq-weight-int8",
+VARIANTS = ("fp16", "dynamic-int8", "int8", "int16x8", "int8-keepfloat", "int8-float-ops", "int8-rewrite", "int8-io",
+            "aeq-dynamic-int8", "aeq-weight-int8",
             "aeq-weight-int4", "aeq-int8", "aeq-int16x8", "aeq-int8-selective", "ort-dynamic-int8", "ort-qdq-int8")

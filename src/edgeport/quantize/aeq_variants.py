@@ -49,7 +49,6 @@ MODES: dict[str, tuple[str, int, int]] = {
     "aeq-int16x8": ("static", 16, 8),
 }
 SELECTIVE = "aeq-int8-selective"  # aeq-int8 with the ops the search chose kept in float
-CALIBRATED = ("aeq-int8", "aeq-int16x8", SELECTIVE)
 
 
 @dataclass(frozen=True)
@@ -203,7 +202,8 @@ class Evaluator:
         self.last_outputs: list[dict[str, np.ndarray]] = []
 
     def run(self, model: bytes, latency_runs: int = 0, seconds: float = 1.0) -> dict[str, Any]:
-        from edgeport.quantize.sweep import VariantRow, compare
+        from edgeport.quantize.compare import compare
+        from edgeport.quantize.model import VariantRow
         from edgeport.quantize.tflite_variants import variant_io
         from edgeport.runtimes.job import load_session
         from edgeport.tflite_fb import inspect_tflite

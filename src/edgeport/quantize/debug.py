@@ -38,8 +38,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgeport.errors import ConversionError
-from edgeport.quantize.tflite_variants import (calibrated_tensor_names, debug_dataset_fn, first_line, import_tensorflow,
-                                             make_converter, tensor_matches_name, tflite_consumers)
+from edgeport.exc_text import first_line
+from edgeport.quantize.tflite_variants import (calibrated_tensor_names, debug_dataset_fn, import_tensorflow, make_converter,
+                                             tensor_matches_name, tflite_consumers)
 from edgeport.spec import IOSpec
 
 RANK_KEYS = ("snr_db", "rmse_scale", "mse", "mean_abs", "max_abs")
@@ -129,15 +130,6 @@ def rank_layers(layers: list[LayerError], key: str = "snr_db") -> list[LayerErro
 
 
 # ----------------------------------------------------------------------------------------------- TF side
-
-
-def tflite_schema() -> Any:
-    """The generated TFLite flatbuffer schema (LiteRT ships it; TensorFlow has a copy)."""
-    try:
-        from ai_edge_litert import schema_py_generated as schema  # type: ignore[import-not-found]
-    except ImportError:
-        from tensorflow.lite.python import schema_py_generated as schema  # type: ignore[import-not-found,no-redef]
-    return schema
 
 
 def _input_order(tf: Any, model: bytes, io: IOSpec) -> list[str]:
@@ -239,22 +231,17 @@ def float_tensor_values(tf: Any, model: bytes, feed: dict[str, np.ndarray], orde
 
 def activation_ranges(model: bytes) -> dict[str, tuple[float, float]]:
     """Tensor name -> the float range [lo, hi] its per-tensor int8/int16 quantization can represent."""
-    schema = tflite_schema()
-    m = schema.Model.GetRootAs(model, 0)
-    bounds = {9: (-128, 127), 3: (0, 255), 7: (-32768, 32767)}  # TensorType: INT8, UINT8, INT16
+    from edgeport.tflite_fb import main_tensors
+
+    bounds = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
     out: dict[str, tuple[float, float]] = {}
-    if not m.SubgraphsLength():
-        return out
-    sg = m.Subgraphs(0)
-    for i in range(sg.TensorsLength()):
-        t = sg.Tensors(i)
-        q = t.Quantization()
-        if t.Type() not in bounds or q is None or q.ScaleLength() != 1:
+    for t in main_tensors(model):
+        q = t.get("quantization")
+        if t["dtype"] not in bounds or not q or len(q["scale"]) != 1:
             continue
-        scale = float(q.ScaleAsNumpy()[0])
-        zp = int(q.ZeroPointAsNumpy()[0]) if q.ZeroPointLength() else 0
-        lo, hi = bounds[t.Type()]
-        out[(t.Name() or b"").decode("utf-8", "replace")] = ((lo - zp) * scale, (hi - zp) * scale)
+        scale, zp = float(q["scale"][0]), int(q["zero_point"][0])
+        lo, hi = bounds[t["dtype"]]
+        out[t["name"]] = ((lo - zp) * scale, (hi - zp) * scale)
     return out
 
 

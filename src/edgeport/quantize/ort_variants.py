@@ -24,13 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from edgeport.errors import ConversionError, InputError
+from edgeport.exc_text import first_line
 from edgeport.spec import IOSpec
 
 MODES = ("ort-dynamic-int8", "ort-qdq-int8")
-
-
-def _first_line(exc: BaseException) -> str:
-    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
 
 
 def _preprocess(src: str, tmp: Path, notes: list[str]) -> str:
@@ -43,10 +40,10 @@ def _preprocess(src: str, tmp: Path, notes: list[str]) -> str:
     except Exception as exc:  # noqa: BLE001 - pre-processing is an optimisation; quantize the original instead
         try:
             quant_pre_process(src, str(out), skip_symbolic_shape=True)
-            notes.append(f"symbolic shape inference failed ({_first_line(exc)[:120]}); pre-processed without it")
+            notes.append(f"symbolic shape inference failed ({first_line(exc)[:120]}); pre-processed without it")
             return str(out)
         except Exception as exc2:  # noqa: BLE001
-            notes.append(f"quant_pre_process failed ({_first_line(exc2)[:120]}); quantized the model as exported")
+            notes.append(f"quant_pre_process failed ({first_line(exc2)[:120]}); quantized the model as exported")
             return src
 
 
@@ -88,7 +85,7 @@ def quantize_job(*, onnx: str, io: dict[str, Any], mode: str, out: str, calibrat
         except (InputError, ConversionError):
             raise
         except Exception as exc:  # noqa: BLE001 - the quantizer raises many types
-            raise ConversionError(f"onnxruntime.quantization ({mode}) failed: {_first_line(exc)}", "see the worker log") from None
+            raise ConversionError(f"onnxruntime.quantization ({mode}) failed: {first_line(exc)}", "see the worker log") from None
         model = onnx_lib.load(str(target))
         names_in = [i.name for i in model.graph.input]
         names_out = [o.name for o in model.graph.output]

@@ -106,6 +106,7 @@ def table_rows(report: Any) -> list[dict[str, str]]:
             "size": fmt_size(r.size_bytes) if r.size_bytes else "-",
             "ratio": f"{r.size_ratio:.2f}x" if r.size_ratio is not None else "-",
             "p50": fmt_num(r.latency.get("p50"), ".3f") if r.latency else "-",
+            "partitions": str(r.delegation["partitions"]) if isinstance((r.delegation or {}).get("partitions"), int) else "-",
             "cosine": fmt_num(s.get("cosine"), ".5f"), "snr": fmt_num(s.get("snr_db"), ".1f"),
             "max_abs": fmt_num(s.get("max_abs"), ".3g"),
             "top1": fmt_num(s.get("top1"), ".3f"), "top5": fmt_num(s.get("top5"), ".3f"),
@@ -122,19 +123,23 @@ def render_console(report: Any, console: Any) -> None:
 
     has_task = any(r.task for r in report.rows)
     t = Table(title=escape(f"quantization sweep: {report.source or report.root}"))
-    cols = ["variant", "size", "ratio", "p50 ms", "cosine", "SNR dB", "max abs", "top-1", "top-5"]
+    cols = ["variant", "size", "ratio", "p50 ms", "parts", "cosine", "SNR dB", "max abs", "top-1", "top-5"]
     cols += ["accuracy"] if has_task else []
     cols += ["status"]
     for c in cols:
         t.add_column(c, justify="left" if c in ("variant", "status") else "right")
     for d in table_rows(report):
-        vals = [d["variant"], d["size"], d["ratio"], d["p50"], d["cosine"], d["snr"], d["max_abs"], d["top1"], d["top5"]]
+        vals = [d["variant"], d["size"], d["ratio"], d["p50"], d["partitions"], d["cosine"], d["snr"], d["max_abs"], d["top1"], d["top5"]]
         vals += [d["task"]] if has_task else []
         vals += [d["status"] if d["status"] == "ok" else f"{d['status']}: {d['reason']}"[:90]]
         t.add_row(*(escape(v) for v in vals), style=None if d["ok"] else "yellow")  # names and reasons are not markup
     console.print(t)
-    from edgeport.quantize.sweep import floor_text, recommend
+    from edgeport.quantize.model import floor_text, recommend
+    from edgeport.quantize.remedies import remedies_line, speed_line
 
+    for line in (remedies_line(report.remedies, report.rows), speed_line(report.int8_speed)):
+        if line:
+            console.print(line, markup=False)
     rec = recommend(report)
     if rec.get("line"):
         console.print(rec["line"], markup=False, style="bold green" if rec.get("smallest") else "bold yellow")
@@ -262,7 +267,7 @@ def _plot_scatter(report: Any, path: Path) -> bool:
 
 def recommend_names(report: Any) -> dict[str, list[str]]:
     """Row name -> ["smallest"] / ["fastest"] / both, from the recommendation."""
-    from edgeport.quantize.sweep import recommend
+    from edgeport.quantize.model import recommend
 
     rec = recommend(report)
     out: dict[str, list[str]] = {}
@@ -322,13 +327,16 @@ def render_html(report: Any, plots: dict[str, str]) -> str:
     env.filters["overflow"] = fmt_overflow
     tpl = env.get_template("quantize.html.j2")
     plots = {"scatter": "", "sizes": "", **plots}  # a plot is missing when no variant ran (or without matplotlib)
-    from edgeport.quantize.sweep import floor_text, recommend
+    from edgeport.quantize.model import floor_text, recommend
+    from edgeport.quantize.remedies import remedies_line, speed_line
 
     kf_row, int8_row = report.row("int8-keepfloat"), report.row("int8")
     return tpl.render(report=report, rows=table_rows(report), plots=plots, layers=report.layers[:25], diagnosis=diagnosis(report),
                       has_task=any(r.task for r in report.rows), keep_float=report.keep_float, kf_row=kf_row, int8_row=int8_row,
                       data=report.data, reference=report.reference, json_name="report.json", recommendation=recommend(report),
-                      sensitivity=report.sensitivity, search=search_view(report), floor_text=floor_text(report.floor or {}))
+                      sensitivity=report.sensitivity, search=search_view(report), floor_text=floor_text(report.floor or {}),
+                      speed=report.int8_speed or {}, speed_line=speed_line(report.int8_speed or {}),
+                      remedies_line=remedies_line(report.remedies or {}, report.rows))
 
 
 def search_view(report: Any) -> dict[str, Any]:

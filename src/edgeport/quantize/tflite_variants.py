@@ -16,6 +16,10 @@ mode               TFLiteConverter settings
                    has no 16x8 kernel it is retried with ``TFLITE_BUILTINS`` added (those ops stay float; noted)
 ``int8-keepfloat`` the int8 model with the layers in ``keep_float`` (output tensor names) left in float, through
                    ``tf.lite.experimental.QuantizationDebugger``'s ``denylisted_nodes``
+``int8-float-ops`` the int8 model with every op of the types in ``float_ops`` (``HARD_SWISH``) left in float,
+                   through the debugger's ``denylisted_ops`` (what the delegate has no int8 kernel for)
+``int8-io``        ``int8`` with int8 inputs and outputs (no QUANTIZE/DEQUANTIZE at the edges)
+``int8-rewrite``   ``int8``, from a SavedModel converted from the rewritten ONNX model (the sweep makes it)
 =================  =========================================================================================
 
 Calibration samples arrive as an .npz in the reference layout (:func:`edgeport.data.samples.save_samples`)
@@ -30,13 +34,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from edgeport.errors import ConversionError, InputError
+from edgeport.exc_text import first_line
 from edgeport.spec import IOSpec, TensorSpec
 from edgeport.tflite_fb import schema_module
 
 if TYPE_CHECKING:
     import numpy as np
 
-MODES = ("fp32", "fp16", "dynamic-int8", "int8", "int16x8", "int8-keepfloat")
+MODES = ("fp32", "fp16", "dynamic-int8", "int8", "int16x8", "int8-keepfloat", "int8-float-ops", "int8-io", "int8-rewrite")
+_LIKE_INT8 = ("int8", "int8-io", "int8-rewrite")
 IO_DTYPES = ("float", "int8", "uint8")
 
 
@@ -50,7 +56,7 @@ def import_tensorflow() -> Any:
 
 
 def make_converter(saved_model: str, mode: str, io: IOSpec, calibration: str | None, io_dtype: str = "float") -> Any:
-    """A configured ``tf.lite.TFLiteConverter`` for ``mode`` (``int8-keepfloat`` is configured like ``int8``)."""
+    """A configured ``tf.lite.TFLiteConverter`` for ``mode`` (the selective modes are configured like ``int8``)."""
     tf = import_tensorflow()
     if mode not in MODES:
         raise ConversionError(f"unknown TFLite quantization mode {mode!r}", f"use one of {', '.join(MODES)}")
@@ -74,7 +80,9 @@ def make_converter(saved_model: str, mode: str, io: IOSpec, calibration: str | N
         conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
         return conv
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if mode == "int8":
+    if mode in _LIKE_INT8:
+        if mode == "int8-io":
+            io_dtype = "int8"
         types = {"float": tf.float32, "int8": tf.int8, "uint8": tf.uint8}
         if io_dtype not in types:
             raise InputError(f"--io-dtype {io_dtype!r} is not one of {', '.join(IO_DTYPES)}", "use float, int8 or uint8")
@@ -83,17 +91,9 @@ def make_converter(saved_model: str, mode: str, io: IOSpec, calibration: str | N
     return conv
 
 
-def first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    for marker in ("error: ", "Error: "):
-        if marker in text:
-            text = text[text.index(marker) + len(marker):]
-            break
-    return text[:300] or type(exc).__name__
-
-
 def convert_job(*, saved_model: str, io: dict[str, Any], mode: str, out: str, calibration: str | None = None,
-                io_dtype: str = "float", keep_float: list[str] | None = None) -> dict[str, Any]:
+                io_dtype: str = "float", keep_float: list[str] | None = None,
+                float_ops: list[str] | None = None) -> dict[str, Any]:
     """Worker entry: write the ``mode`` variant of ``saved_model`` to ``out``; returns what happened."""
     tf = import_tensorflow()
     spec = IOSpec.from_json(io)
@@ -102,10 +102,12 @@ def convert_job(*, saved_model: str, io: dict[str, Any], mode: str, out: str, ca
     t0 = time.perf_counter()
     if mode == "int8-keepfloat":
         data = _keep_float_model(saved_model, spec, calibration, io_dtype, keep_float or [], notes, options)
+    elif mode == "int8-float-ops":
+        data = _float_ops_model(saved_model, spec, calibration, io_dtype, float_ops or [], notes, options)
     else:
         conv = make_converter(saved_model, mode, spec, calibration, io_dtype)
-        if mode == "int8":
-            options["io_dtype"] = io_dtype
+        if mode in _LIKE_INT8:
+            options["io_dtype"] = "int8" if mode == "int8-io" else io_dtype
         try:
             data = conv.convert()
         except Exception as exc:  # noqa: BLE001 - TF raises ConverterError, RuntimeError, ValueError ...
@@ -126,20 +128,31 @@ def convert_job(*, saved_model: str, io: dict[str, Any], mode: str, out: str, ca
             "options": options, "converter": "tf.lite.TFLiteConverter", "tools": _tools()}
 
 
-def _keep_float_model(saved_model: str, io: IOSpec, calibration: str | None, io_dtype: str, names: list[str],
-                      notes: list[str], options: dict[str, Any]) -> bytes:
+def _selective_debugger(saved_model: str, mode: str, io: IOSpec, calibration: str | None, io_dtype: str,
+                        notes: list[str], **deny: list[str]) -> tuple[Any, Any, bool]:
+    """(tf, a QuantizationDebugger over the int8 converter with ``deny`` options, fully int8 I/O or not)."""
     tf = import_tensorflow()
-    if not names:
-        raise InputError("no layers to keep in float", "pass --keep-float N or layer names")
-    conv = make_converter(saved_model, "int8-keepfloat", io, calibration, io_dtype)
+    conv = make_converter(saved_model, mode, io, calibration, io_dtype)
     fully = io_dtype == "int8"
     if io_dtype == "uint8":
         notes.append("uint8 model inputs/outputs are not available with float layers: inputs/outputs stay float")
-    dbg_opts = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(names), fully_quantize=fully)
+    dbg_opts = tf.lite.experimental.QuantizationDebugOptions(fully_quantize=fully, **deny)
     # The debugger calibrates through the converter; it needs a debug dataset only to run, which we do not.
     try:
         debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=debug_dataset_fn([], io),
                                                              debug_options=dbg_opts)
+    except Exception as exc:  # noqa: BLE001
+        raise ConversionError(f"selective quantization failed: {first_line(exc)}", "see the worker log") from None
+    return tf, debugger, fully
+
+
+def _keep_float_model(saved_model: str, io: IOSpec, calibration: str | None, io_dtype: str, names: list[str],
+                      notes: list[str], options: dict[str, Any]) -> bytes:
+    if not names:
+        raise InputError("no layers to keep in float", "pass --keep-float N or layer names")
+    tf, debugger, fully = _selective_debugger(saved_model, "int8-keepfloat", io, calibration, io_dtype, notes,
+                                              denylisted_nodes=list(names))
+    try:
         known = calibrated_tensor_names(debugger.calibrated_model)
         unknown = [n for n in names if n not in known]
         if unknown:
@@ -161,6 +174,22 @@ def _keep_float_model(saved_model: str, io: IOSpec, calibration: str | None, io_
         raise ConversionError(f"selective quantization failed: {first_line(exc)}", "see the worker log") from None
     options.update(keep_float=list(names), io_dtype="int8" if fully else "float")
     notes.append(f"{len(names)} layer(s) kept in float, with the {len(options['float_ops']) - len(names)} op(s) reading their outputs")
+    return data
+
+
+def _float_ops_model(saved_model: str, io: IOSpec, calibration: str | None, io_dtype: str, op_types: list[str],
+                     notes: list[str], options: dict[str, Any]) -> bytes:
+    """int8 with every op of ``op_types`` (TFLite names) left in float (the debugger's ``denylisted_ops``)."""
+    if not op_types:
+        raise InputError("no op types to keep in float", "name TFLite op types such as HARD_SWISH")
+    _, debugger, fully = _selective_debugger(saved_model, "int8-float-ops", io, calibration, io_dtype, notes,
+                                             denylisted_ops=list(op_types))
+    try:
+        data = debugger.get_nondebug_quantized_model()
+    except Exception as exc:  # noqa: BLE001
+        raise ConversionError(f"selective quantization failed: {first_line(exc)}", "see the worker log") from None
+    options.update(float_ops=list(op_types), io_dtype="int8" if fully else "float")
+    notes.append(f"ops of type {', '.join(op_types)} kept in float")
     return data
 
 
