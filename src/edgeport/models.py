@@ -116,7 +116,7 @@ def _file_ref(text: str, p: Path, path_part: str, attr: str | None, trust_pickle
     if attr:
         raise UsageError(f"{text}: ':{attr}' only applies to .py files and modules", "pass the file alone")
     if suffix == ".onnx":  # external data files are checked (inside the model's folder) and hashed too
-        from edgeport.convert.onnx_data import digest_with_data
+        from edgeport.onnx_data import digest_with_data
 
         return ModelRef(ref=text, kind="onnx", path=absolute, sha256=digest_with_data(p))
     if suffix == ".pt2":

@@ -208,6 +208,23 @@ def test_the_data_package_stands_alone():
     assert not bad, f"edgeport.data must stay neutral: {sorted(bad)}"
 
 
+def test_every_edgeport_import_names_a_module_that_exists():
+    """A module that moved leaves no import of its old name behind (a lazy one would fail only when it runs)."""
+    mods = _modules()
+    missing = []
+    for name, path in mods.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node, _ in _imports(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                wanted = [node.module]
+            elif isinstance(node, ast.Import):
+                wanted = [a.name for a in node.names]
+            else:
+                continue
+            missing += [f"{name}: {w}" for w in wanted if w.split(".")[0] == "edgeport" and w not in mods]
+    assert not missing, f"imports of edgeport modules that do not exist: {missing}"
+
+
 def test_every_allowed_edge_still_exists():
     every, _ = build_graph()
     stale = [edge for edge in ALLOWED_LAYER_EDGES if edge[1] not in every.get(edge[0], set())]
