@@ -125,7 +125,7 @@ def test_sigkill_of_a_converter_worker_is_a_reported_crash(tmp_path):
     assert len(failed) == 1 and "onnx" in failed[0] and "SIGKILL" in failed[0], stdout
     m = _assert_consistent(out)
     assert m is not None and m.find("torchscript") is not None and m.find("onnx") is None
-    assert any(a.target == "onnx" and a.status == "crashed" for a in m.attempts)
+    assert any(a.target == "onnx" and a.status == "crash" for a in m.attempts)
     assert not list(out.glob(".staging-*"))
     _assert_rerun_completes(out, tmpdir, *CONVERT, "-o", str(out), reused=("reference", "torchscript"))
 

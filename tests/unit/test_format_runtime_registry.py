@@ -96,3 +96,5 @@ def test_device_runtimes_are_the_device_extra():
     for r in RUNTIMES.values():
         if not r.device:
             assert not any(m.split(".")[0] in dists for m in r.modules), r
+    # a bundle carries exactly what the device profile can run
+    assert set(formats.deployable()) == {f for r in device for f in r.formats}
