@@ -127,76 +127,14 @@ def run(
         notes.append(f"options not used by litert-torch: {', '.join(ignored)}")
     if extra:
         notes.append(f"job fields not used by litert-torch: {', '.join(sorted(extra))}")
-    import torch
-
-    from edgeport.models import load_for_export
-
     ref_io = IOSpec.from_json(io)
-    module, _example, _in_names, _out_names = load_for_export(model)
-    if isinstance(module, torch.jit.ScriptModule):
-        raise ConversionError("litert-torch cannot convert a TorchScript module (it needs torch.export)",
-                              "pass the Python model (file.py:factory) or an ExportedProgram .pt2, or use --converter onnx2tf")
-    # Convert at the reference sizes: sample 0 of reference.npz, in the reference input order.
-    ref_in, _ = load_reference(reference)
-    missing = [t.name for t in ref_io.inputs if t.name not in ref_in[0]]
-    if missing:
-        raise ConversionError(f"reference.npz has no sample for inputs {missing}", "re-run edgeport convert")
-    sample = {t.name: torch.from_numpy(np.array(ref_in[0][t.name])) for t in ref_io.inputs}
-    dynamic = [t for t in ref_io.inputs if t.is_dynamic]
-    if dynamic:
-        sizes = ", ".join(f"{t.name}={'x'.join(str(d) for d in sample[t.name].shape)}" for t in dynamic)
-        notes.append(f"dynamic dims fixed to the reference sizes {sizes}: litert-torch 0.10 fails with dynamic "
-                     "shapes (torch.export Dim), so the .tflite accepts only these sizes")
-    cl = [opts.channels_last and t.rank in (3, 4, 5) and t.dtype.startswith(("float", "bfloat")) for t in ref_io.inputs]
-    if opts.channels_last:
-        for t, c in zip(ref_io.inputs, cl):
-            if c:
-                sample[t.name] = sample[t.name].permute(0, *range(2, t.rank), 1).contiguous()
-    import litert_torch  # type: ignore[import-not-found]
-
+    module = _torch_module(model)
+    sample, cl = _reference_sample(ref_io, reference, opts, notes)
     dest = Path(staging) / "model.tflite"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        if opts.named_io:
-            from edgeport.forward_io import identifier_names
-
-            names = [t.name for t in ref_io.inputs]
-            wrapped = _wrapper(module, names, [t.name for t in ref_io.outputs], cl)
-            edge = litert_torch.convert(wrapped, sample_kwargs=dict(zip(identifier_names(names), (sample[n] for n in names))))
-        else:
-            if opts.channels_last:
-                raise UsageError("channels_last needs named_io", "leave named_io on")
-            from edgeport.forward_io import flat_module
-
-            target, wrap_notes = flat_module(module.eval(), [t.name for t in ref_io.inputs],
-                                             tuple(sample[t.name] for t in ref_io.inputs),
-                                             output_names=[t.name for t in ref_io.outputs])
-            notes.extend(wrap_notes)
-            edge = litert_torch.convert(target, tuple(sample[t.name] for t in ref_io.inputs))
-        edge.export(str(dest))
-    except EdgeportError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - torch.export / MLIR lowering raise anything
-        msg = " ".join(str(exc).split())
-        raise ConversionError(f"litert-torch failed: {type(exc).__name__}: {msg[:300]}",
-                              "see the worker log; try --converter onnx2tf") from None
+    _export(module, ref_io, sample, cl, opts, dest, notes)
     seconds = time.perf_counter() - t0
-    from edgeport.convert import io_resolution
-    from edgeport.convert.tflite_inspect import inspect_tflite
-
-    info = inspect_tflite(dest)
-    nat_in, nat_out = io_resolution.tflite_natives(info)
-
-    def expected_in(t: TensorSpec) -> tuple[int, ...]:
-        i = [x.name for x in ref_io.inputs].index(t.name)
-        return io_resolution.channels_last_perm(t.rank) if cl[i] else io_resolution.identity(t.rank)
-
-    def runner(specs: Any, feeds: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-        if not opts.verify_io:
-            raise EdgeportError("verification is off (verify_io=False)")
-        return io_resolution.probe_in_worker(dest, "tflite", specs, feeds)
-
-    res = io_resolution.resolve_io(nat_in, nat_out, ref_io, reference, runner, expected_in)
+    info, res = _resolve(dest, ref_io, reference, cl, opts)
     if info["flex_ops"] or info["custom_ops"]:
         from edgeport.convert.tflite_inspect import describe_offenders
 
@@ -208,3 +146,88 @@ def run(
         ops=dict(info["ops"]), notes=notes + res.notes, seconds=seconds, size_bytes=dest.stat().st_size,
     )
     return {"artifacts": [art.to_json()], "notes": notes}
+
+
+def _torch_module(model: dict[str, Any]) -> Any:
+    """The model as an nn.Module (TorchScript is refused: litert-torch needs torch.export)."""
+    import torch
+
+    from edgeport.models import load_for_export
+
+    module, _example, _in_names, _out_names = load_for_export(model)
+    if isinstance(module, torch.jit.ScriptModule):
+        raise ConversionError("litert-torch cannot convert a TorchScript module (it needs torch.export)",
+                              "pass the Python model (file.py:factory) or an ExportedProgram .pt2, or use --converter onnx2tf")
+    return module
+
+
+def _reference_sample(ref_io: IOSpec, reference: str, opts: LiteRtTorchOptions, notes: list[str]) -> tuple[dict[str, Any], list[bool]]:
+    """Sample 0 of reference.npz as torch tensors (the sizes the .tflite is converted at) and, per input,
+    whether it is fed channels-last."""
+    import torch
+
+    ref_in, _ = load_reference(reference)
+    missing = [t.name for t in ref_io.inputs if t.name not in ref_in[0]]
+    if missing:
+        raise ConversionError(f"reference.npz has no sample for inputs {missing}", "re-run edgeport convert")
+    sample = {t.name: torch.from_numpy(np.array(ref_in[0][t.name])) for t in ref_io.inputs}
+    dynamic = [t for t in ref_io.inputs if t.is_dynamic]
+    if dynamic:
+        sizes = ", ".join(f"{t.name}={'x'.join(str(d) for d in sample[t.name].shape)}" for t in dynamic)
+        notes.append(f"dynamic dims fixed to the reference sizes {sizes}: litert-torch 0.10 fails with dynamic "
+                     "shapes (torch.export Dim), so the .tflite accepts only these sizes")
+    cl = [opts.channels_last and t.rank in (3, 4, 5) and t.dtype.startswith(("float", "bfloat")) for t in ref_io.inputs]
+    for t, c in zip(ref_io.inputs, cl):
+        if c:
+            sample[t.name] = sample[t.name].permute(0, *range(2, t.rank), 1).contiguous()
+    return sample, cl
+
+
+def _export(module: Any, ref_io: IOSpec, sample: dict[str, Any], cl: list[bool], opts: LiteRtTorchOptions,
+            dest: Path, notes: list[str]) -> None:
+    """litert-torch's conversion of ``module`` at ``sample``'s sizes, written to ``dest``."""
+    import litert_torch  # type: ignore[import-not-found]
+
+    names = [t.name for t in ref_io.inputs]
+    try:
+        if opts.named_io:
+            from edgeport.forward_io import identifier_names
+
+            wrapped = _wrapper(module, names, [t.name for t in ref_io.outputs], cl)
+            edge = litert_torch.convert(wrapped, sample_kwargs=dict(zip(identifier_names(names), (sample[n] for n in names))))
+        else:
+            if opts.channels_last:
+                raise UsageError("channels_last needs named_io", "leave named_io on")
+            from edgeport.forward_io import flat_module
+
+            target, wrap_notes = flat_module(module.eval(), names, tuple(sample[n] for n in names),
+                                             output_names=[t.name for t in ref_io.outputs])
+            notes.extend(wrap_notes)
+            edge = litert_torch.convert(target, tuple(sample[n] for n in names))
+        edge.export(str(dest))
+    except EdgeportError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch.export / MLIR lowering raise anything
+        msg = " ".join(str(exc).split())
+        raise ConversionError(f"litert-torch failed: {type(exc).__name__}: {msg[:300]}",
+                              "see the worker log; try --converter onnx2tf") from None
+
+
+def _resolve(dest: Path, ref_io: IOSpec, reference: str, cl: list[bool], opts: LiteRtTorchOptions) -> tuple[dict[str, Any], Any]:
+    """The .tflite's ops and its inputs/outputs matched to the reference's (run, not assumed, unless verify_io is off)."""
+    from edgeport.convert import io_resolution
+    from edgeport.convert.tflite_inspect import inspect_tflite
+
+    info = inspect_tflite(dest)
+    nat_in, nat_out = io_resolution.tflite_natives(info)
+    order = [x.name for x in ref_io.inputs]
+
+    def expected_in(t: TensorSpec) -> tuple[int, ...]:
+        return io_resolution.channels_last_perm(t.rank) if cl[order.index(t.name)] else io_resolution.identity(t.rank)
+
+    def runner(specs: Any, feeds: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        if not opts.verify_io:
+            raise EdgeportError("verification is off (verify_io=False)")
+        return io_resolution.probe_in_worker(dest, "tflite", specs, feeds)
+
+    return info, io_resolution.resolve_io(nat_in, nat_out, ref_io, reference, runner, expected_in)

@@ -156,6 +156,48 @@ def _next_try(t: _Try, opts: Onnx2TfOptions, dynamic: dict[str, Any], tried: lis
     return None
 
 
+def _attempts(tried: list[_Try], models: dict[bool, Any], opts: Onnx2TfOptions, ref_io: IOSpec, reference: str,
+              aliases: dict[str, list[str]], onnx_inputs: list[Any], fixed: dict[str, list[int]],
+              dynamic: dict[str, list[Any]], work: Path) -> None:
+    """Convert and check attempt after attempt (see :func:`_next_try`) until one passes parity; into ``tried``."""
+    queue = [_Try(static=bool(dynamic) and opts.static_shapes == "always")]
+    while queue and len(tried) < MAX_ATTEMPTS:
+        t = queue.pop(0)
+        t.folder = work / f"attempt{len(tried)}"
+        tried.append(t)
+        try:
+            _convert(models[t.xnnpack], t, opts, onnx_inputs, fixed)
+            _evaluate(t, opts, ref_io, reference, aliases)
+        except EdgeportError as exc:
+            t.reason = t.reason or exc.message
+            t.value = None if not t.resolved else t.value
+        else:
+            if t.worst_rel is not None and t.worst_rel <= opts.rtol:
+                return
+            t.reason = (f"its outputs differ from the reference by {t.worst_rel:.2e} of their magnitude"
+                        if t.worst_rel is not None else "its outputs could not be verified")
+        nxt = _next_try(t, opts, dynamic, tried, models[True] is not models[False])
+        if nxt is not None:
+            queue.append(nxt)
+
+
+def _choose(tried: list[_Try], xnnpack_notes: list[str], notes: list[str], dynamic: dict[str, list[Any]],
+            fixed: dict[str, list[int]]) -> _Try:
+    """The closest attempt that made a .tflite (earlier wins a tie); its rewrites and the history go into ``notes``."""
+    done = [x for x in tried if x.value is not None and x.resolved.get("tflite") is not None]
+    if not done:
+        raise ConversionError("onnx2tf 2.x failed: " + "; ".join(f"{'static' if x.static else 'dynamic'} shapes: "
+                                                                 f"{x.reason}" for x in tried),
+                              "see the step log; auto moves on to the next converter")
+    chosen = min(done, key=lambda x: (x.worst_rel if x.worst_rel is not None else float("inf"), tried.index(x)))
+    if chosen.xnnpack or not xnnpack_notes:
+        notes.extend(xnnpack_notes)
+    else:
+        notes.append(f"converted {chosen.why} ({len(xnnpack_notes)} rewrite(s) left out)")
+    notes.extend(_history(tried, chosen, dynamic, fixed))
+    return chosen
+
+
 def run(staging: str, out_dir: str, model: dict[str, Any], io: dict[str, Any], dims: dict[str, int], reference: str,
         parent_path: str | None = None, parent_io: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
         **extra: Any) -> dict[str, Any]:
@@ -181,37 +223,9 @@ def run(staging: str, out_dir: str, model: dict[str, Any], io: dict[str, Any], d
     staging_p = Path(staging)
     work = staging_p / ".onnx2tf2-work"
     tried: list[_Try] = []
-    queue = [_Try(static=bool(dynamic) and opts.static_shapes == "always")]
     try:
-        while queue and len(tried) < MAX_ATTEMPTS:
-            t = queue.pop(0)
-            t.folder = work / f"attempt{len(tried)}"
-            tried.append(t)
-            try:
-                _convert(models[t.xnnpack], t, opts, onnx_inputs, fixed)
-                _evaluate(t, opts, ref_io, reference, aliases)
-            except EdgeportError as exc:
-                t.reason = t.reason or exc.message
-                t.value = None if not t.resolved else t.value
-            else:
-                if t.worst_rel is not None and t.worst_rel <= opts.rtol:
-                    break
-                t.reason = (f"its outputs differ from the reference by {t.worst_rel:.2e} of their magnitude"
-                            if t.worst_rel is not None else "its outputs could not be verified")
-            nxt = _next_try(t, opts, dynamic, tried, fast_model is not onnx_model)
-            if nxt is not None:
-                queue.append(nxt)
-        done = [x for x in tried if x.value is not None and x.resolved.get("tflite") is not None]
-        if not done:
-            raise ConversionError("onnx2tf 2.x failed: " + "; ".join(f"{'static' if x.static else 'dynamic'} shapes: "
-                                                                     f"{x.reason}" for x in tried),
-                                  "see the step log; auto moves on to the next converter")
-        chosen = min(done, key=lambda x: (x.worst_rel if x.worst_rel is not None else float("inf"), tried.index(x)))
-        if chosen.xnnpack or not xnnpack_notes:
-            notes.extend(xnnpack_notes)
-        else:
-            notes.append(f"converted {chosen.why} ({len(xnnpack_notes)} rewrite(s) left out)")
-        notes.extend(_history(tried, chosen, dynamic, fixed))
+        _attempts(tried, models, opts, ref_io, reference, aliases, onnx_inputs, fixed, dynamic, work)
+        chosen = _choose(tried, xnnpack_notes, notes, dynamic, fixed)
         onnx_model = models[chosen.xnnpack]
         sm_try = _static_saved_model(chosen, opts, dynamic, onnx_model, onnx_inputs, fixed, ref_io, reference, aliases,
                                      work / "saved-model-static")
