@@ -9,7 +9,7 @@ quantized variant could be made and measured, or the reference failed. Imports o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -52,14 +52,35 @@ def quantize(
 ) -> None:
     """Quantize the converted model every way, then compare size, latency and accuracy of every variant."""
     from edgeport.cli.common import console, err_console
-    from edgeport.errors import UsageError
-    from edgeport.fsutil import atomic_write_json
-    from edgeport.data.layout import parse_layout
-    from edgeport.quantize.calibration import CalibrationOptions
-    from edgeport.quantize.debug import RANK_KEYS
     from edgeport.quantize.report import render_console
-    from edgeport.quantize.sweep import QuantizeOptions, parse_accuracy_drop, parse_keep_float, parse_modes, sweep
-    from edgeport.data.images import parse_floats, parse_resize
+    from edgeport.quantize.sweep import sweep
+
+    _check_choices(rank_by=rank_by, reference=reference, io_dtype=io_dtype, json_out=json_out, calibration=calibration,
+                   random_calibration=random_calibration, dataset=dataset, labels=labels)
+    copts = _calibration_options(
+        calibration=calibration, calibration_samples=calibration_samples, holdout_samples=holdout_samples,
+        eval_data=eval_data, resize=resize, mean=mean, std=std, pixel_scale=pixel_scale, bgr=bgr,
+        calibration_layout=calibration_layout, labels=labels, random_calibration=random_calibration, seed=seed,
+        dataset=dataset)
+    opts = _quantize_options(copts, modes=modes, io_dtype=io_dtype, keep_float=keep_float, layers=not no_layers,
+                             rank_by=rank_by, latency_runs=latency_runs, reference=reference, timeout=timeout,
+                             max_accuracy_drop=max_accuracy_drop, min_snr=min_snr, max_float=max_float)
+    progress = None if quiet else (lambda msg: err_console.print(msg, style="dim", markup=False, highlight=False))
+    report = sweep(output, opts, progress)
+    render_console(report, console)
+    if json_out:
+        _write_json(json_out, report)
+    from edgeport.report.state import after_command
+
+    after_command("quantize", output)  # OUT/report.html, with OUT/quant/report.json
+    raise typer.Exit(report.exit_code)
+
+
+def _check_choices(*, rank_by: str, reference: str, io_dtype: str, json_out: Optional[Path], calibration: Optional[str],
+                   random_calibration: bool, dataset: Optional[str], labels: Optional[Path]) -> None:
+    """The choices and combinations the sweep refuses, checked before any work (UsageError, exit 2)."""
+    from edgeport.errors import UsageError
+    from edgeport.quantize.debug import RANK_KEYS
 
     if rank_by not in RANK_KEYS:
         raise UsageError(f"--rank-by {rank_by!r} is not one of {', '.join(RANK_KEYS)}", "use --rank-by snr_db or rmse_scale")
@@ -75,29 +96,41 @@ def quantize(
         raise UsageError("--calibration and --random-calibration both given", "use one of them")
     if dataset and (calibration or random_calibration or labels):
         raise UsageError("--dataset gives the data and its labels", "drop --calibration/--random-calibration/--labels, or drop --dataset")
-    if holdout_samples is None:
-        from edgeport.quantize.calibration import MAX_SAMPLES
 
+
+def _calibration_options(*, calibration: Optional[str], calibration_samples: int, holdout_samples: Optional[int],
+                         eval_data: Optional[str], resize: Optional[str], mean: Optional[str], std: Optional[str],
+                         pixel_scale: float, bgr: bool, calibration_layout: Optional[str], labels: Optional[Path],
+                         random_calibration: bool, seed: int, dataset: Optional[str]) -> Any:
+    from edgeport.data.images import parse_floats, parse_resize
+    from edgeport.data.layout import parse_layout
+    from edgeport.quantize.calibration import MAX_SAMPLES, CalibrationOptions
+
+    if holdout_samples is None:
         holdout_samples = MAX_SAMPLES if dataset else 64
-    copts = CalibrationOptions(
+    return CalibrationOptions(
         source=calibration, samples=calibration_samples, holdout=holdout_samples, eval_source=eval_data,
         resize=parse_resize(resize), mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"), pixel_scale=pixel_scale,
         bgr=bgr, data_layout=parse_layout(calibration_layout), labels=str(labels) if labels else None,
         allow_random=random_calibration, seed=seed, dataset=dataset)
-    opts = QuantizeOptions(modes=parse_modes(modes), calibration=copts, io_dtype=io_dtype, keep_float=parse_keep_float(keep_float),
-                           layers=not no_layers, rank_by=rank_by, latency_runs=latency_runs, reference=reference, timeout=timeout,
+
+
+def _quantize_options(copts: Any, *, modes: str, io_dtype: str, keep_float: Optional[str], layers: bool, rank_by: str,
+                      latency_runs: int, reference: str, timeout: float, max_accuracy_drop: Optional[str],
+                      min_snr: Optional[float], max_float: int) -> Any:
+    from edgeport.quantize.sweep import QuantizeOptions, parse_accuracy_drop, parse_keep_float, parse_modes
+
+    return QuantizeOptions(modes=parse_modes(modes), calibration=copts, io_dtype=io_dtype, keep_float=parse_keep_float(keep_float),
+                           layers=layers, rank_by=rank_by, latency_runs=latency_runs, reference=reference, timeout=timeout,
                            max_accuracy_drop=parse_accuracy_drop(max_accuracy_drop), min_snr=min_snr, max_float=max_float)
-    progress = None if quiet else (lambda msg: err_console.print(msg, style="dim", markup=False, highlight=False))
-    report = sweep(output, opts, progress)
-    render_console(report, console)
-    if json_out:
-        try:
-            atomic_write_json(json_out, report.to_json())
-        except OSError as exc:
-            from edgeport.errors import OutputError
 
-            raise OutputError(f"cannot write --json {json_out}: {exc.strerror or exc}", "choose a writable path") from None
-    from edgeport.report.state import after_command
 
-    after_command("quantize", output)  # OUT/report.html, with OUT/quant/report.json
-    raise typer.Exit(report.exit_code)
+def _write_json(path: Path, report: Any) -> None:
+    from edgeport.fsutil import atomic_write_json
+
+    try:
+        atomic_write_json(path, report.to_json())
+    except OSError as exc:
+        from edgeport.errors import OutputError
+
+        raise OutputError(f"cannot write --json {path}: {exc.strerror or exc}", "choose a writable path") from None
