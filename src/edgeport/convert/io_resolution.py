@@ -30,7 +30,8 @@ import numpy as np
 
 from edgeport.errors import EdgeportError, RuntimeFailure, UsageError
 from edgeport.refdata import Sample, load_reference
-from edgeport.spec import IOSpec, TensorSpec, to_artifact_layout
+from edgeport.runtimes.base import native_tensor
+from edgeport.spec import IOSpec, TensorSpec
 
 MATCH_TOL = 1e-2  # an output "is" a reference output when within 1 % of its magnitude
 
@@ -239,12 +240,7 @@ def resolve_inputs(natives: Sequence[NativeTensor], ref_io: IOSpec,
 
 def native_feeds(inputs: Sequence[TensorSpec], samples: Sequence[Sample]) -> list[dict[str, np.ndarray]]:
     """Reference samples -> native names, layout and dtype (no quantization: float artifacts only)."""
-    feeds = []
-    for s in samples:
-        feeds.append({t.name: np.ascontiguousarray(to_artifact_layout(np.asarray(s[t.ref_name or t.name]), t)
-                                                   .astype(t.dtype if t.dtype != "bfloat16" else "float32"))
-                      for t in inputs})
-    return feeds
+    return [{t.name: native_tensor(s[t.ref_name or t.name], t) for t in inputs} for s in samples]
 
 
 _Score = dict[tuple[str, str], tuple[float, tuple[int, ...]]]  # (ref name, model output) -> (worst rel error, perm)

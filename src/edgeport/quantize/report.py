@@ -202,6 +202,16 @@ def _console_sensitivity(report: Any, console: Any, floor: str) -> None:
 # ----------------------------------------------------------------------------------------------- plots
 
 
+def _floor_line(ax: Any, report: Any, use_task: bool) -> None:
+    """The accuracy floor (with labels) or the SNR floor as a dashed line, when the report has one."""
+    floor = report.floor or {}
+    ref_acc = next((r.task.get("reference_accuracy") for r in report.rows if r.task), None)
+    if use_task and floor.get("max_accuracy_drop") is not None and isinstance(ref_acc, (int, float)):
+        ax.axhline(ref_acc - floor["max_accuracy_drop"], color="#2ca02c", linestyle="--", linewidth=1, label="accuracy floor")
+    elif not use_task and floor.get("min_snr_db") is not None:
+        ax.axhline(floor["min_snr_db"], color="#2ca02c", linestyle="--", linewidth=1, label="SNR floor")
+
+
 def _plot_scatter(report: Any, path: Path) -> bool:
     """The Pareto plot: task accuracy (or SNR without labels) over latency, marker area = file size; the
     recommended variants (smallest, fastest meeting the floor) ringed and named."""
@@ -239,12 +249,7 @@ def _plot_scatter(report: Any, path: Path) -> bool:
     if marked:
         ax.scatter([x for x, _ in marked], [y for _, y in marked], marker="*", s=260, facecolors="#2ca02c",
                    edgecolors="black", linewidths=0.8, zorder=5, label="recommended (meets the floor)")
-    floor = report.floor or {}
-    ref_acc = next((r.task.get("reference_accuracy") for r in report.rows if r.task), None)
-    if use_task and floor.get("max_accuracy_drop") is not None and isinstance(ref_acc, (int, float)):
-        ax.axhline(ref_acc - floor["max_accuracy_drop"], color="#2ca02c", linestyle="--", linewidth=1, label="accuracy floor")
-    elif not use_task and floor.get("min_snr_db") is not None:
-        ax.axhline(floor["min_snr_db"], color="#2ca02c", linestyle="--", linewidth=1, label="SNR floor")
+    _floor_line(ax, report, use_task)
     xs = [x for _, x, _ in pts if x > 0]
     if xs and max(xs) / min(xs) > 20:
         from matplotlib.ticker import FormatStrFormatter

@@ -13,7 +13,8 @@ import numpy as np
 from edgeport.data.feeds import np_dtype
 from edgeport.errors import InputError
 from edgeport.refdata import Sample
-from edgeport.spec import IOSpec, to_artifact_layout
+from edgeport.runtimes.base import native_tensor
+from edgeport.spec import IOSpec
 
 
 def to_artifact(sample: Sample, io: IOSpec) -> dict[str, np.ndarray]:
@@ -28,16 +29,16 @@ def to_artifact(sample: Sample, io: IOSpec) -> dict[str, np.ndarray]:
         if arr.ndim != spec.rank:
             raise InputError(f"calibration input {ref!r} has rank {arr.ndim}, the model takes rank {spec.rank}",
                              "give samples shaped like the model input")
-        arr = to_artifact_layout(arr, spec)
         dt = np_dtype(spec.dtype)
         if dt.kind in "iu" and np.issubdtype(arr.dtype, np.floating):
             raise InputError(f"calibration input {ref!r} is floating point, the model takes {spec.dtype}",
                              "give integer inputs (token ids) for integer model inputs")
-        if any(isinstance(d, int) and d != arr.shape[i] for i, d in enumerate(spec.shape)):
-            raise InputError(f"calibration input {ref!r} becomes shape {tuple(arr.shape)} in the converted model's "
+        native = native_tensor(arr, spec)
+        if any(isinstance(d, int) and d != native.shape[i] for i, d in enumerate(spec.shape)):
+            raise InputError(f"calibration input {ref!r} becomes shape {tuple(native.shape)} in the converted model's "
                              f"layout {spec.layout or ''}, which takes {list(spec.shape)}",
                              "give samples in the PyTorch model's layout (edgeport transposes them for each converter)")
-        out[spec.name] = np.ascontiguousarray(arr.astype(dt, copy=False))
+        out[spec.name] = native
     return out
 
 
