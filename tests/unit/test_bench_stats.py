@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeport.bench import CRASH, OK, SCHEMA, SKIPPED
+from edgeport.bench import SCHEMA
+from edgeport.status import CRASH, OK, SKIPPED
 from edgeport.bench.gate import IMPROVED, MISSING, NEW, REGRESSED, compare_to_baseline, parse_regression
 from edgeport.bench.latency import MemoryProbe, bench_job, latency_stats, subsample, timed_for, timed_loop
 from edgeport.bench.report import HTML_BEGIN, HTML_END, markdown, plot_png, write_html

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgeport.status import CRASH, ERROR, FAILED_TO_RUN, OK, SKIPPED, TIMEOUT  # noqa: F401 - the row statuses
-
 SCHEMA = "edgeport.bench/1"
 
 __all__ = ["SCHEMA", "BenchOptions", "BenchReport", "BenchRow", "bench_target", "compare_to_baseline", "parse_regression"]

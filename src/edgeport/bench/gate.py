@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeport.bench import OK
+from edgeport.status import OK
 from edgeport.bench.runner import BenchReport
 from edgeport.errors import UsageError
 

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgeport.bench import OK, SKIPPED
+from edgeport.status import OK, SKIPPED
 from edgeport.bench.runner import BenchReport, BenchRow
 from edgeport.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, human_size
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from edgeport import __version__
-from edgeport.bench import CRASH, ERROR, FAILED_TO_RUN, OK, SCHEMA, SKIPPED, TIMEOUT
+from edgeport.bench import SCHEMA
+from edgeport.status import CRASH, ERROR, FAILED_TO_RUN, OK, SKIPPED, TIMEOUT
 from edgeport.errors import EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK, InputError, ManifestError, UsageError
 from edgeport.manifest import MANIFEST_NAME, Artifact
 from edgeport.spec import IOSpec, TensorSpec

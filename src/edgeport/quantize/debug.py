@@ -233,14 +233,13 @@ def activation_ranges(model: bytes) -> dict[str, tuple[float, float]]:
     """Tensor name -> the float range [lo, hi] its per-tensor int8/int16 quantization can represent."""
     from edgeport.tflite_fb import main_tensors
 
-    bounds = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
     out: dict[str, tuple[float, float]] = {}
     for t in main_tensors(model):
         q = t.get("quantization")
-        if t["dtype"] not in bounds or not q or len(q["scale"]) != 1:
+        if t["dtype"] not in ("int8", "uint8", "int16") or not q or len(q["scale"]) != 1:
             continue
         scale, zp = float(q["scale"][0]), int(q["zero_point"][0])
-        lo, hi = bounds[t["dtype"]]
+        lo, hi = int(np.iinfo(t["dtype"]).min), int(np.iinfo(t["dtype"]).max)
         out[t["name"]] = ((lo - zp) * scale, (hi - zp) * scale)
     return out
 

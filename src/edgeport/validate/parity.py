@@ -34,7 +34,7 @@ from edgeport.manifest import Artifact, Manifest
 from edgeport.refdata import Sample, load_reference
 from edgeport.runtimes import RUNTIMES, runtime_missing, runtimes_for
 from edgeport.spec import IOSpec
-from edgeport.status import CRASH, ERROR, FAIL, FAILED_TO_RUN, PASS, SKIPPED, TIMEOUT  # noqa: F401 - the row statuses
+from edgeport.status import ERROR, FAIL, FAILED_TO_RUN, PASS, SKIPPED
 from edgeport.validate.config import ToleranceConfig, kind_of
 from edgeport.data.feeds import Feeds, int_ranges_from, npz_feeds, random_feeds
 from edgeport.data.images import image_feeds
